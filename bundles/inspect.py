@@ -1,0 +1,44 @@
+"""List what a bundle holds without trusting it (nothing is verified or extracted)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from tamizdat.keys import strictjson
+from tamizdat.keys.dsse import BUNDLE_TYPE, Envelope
+
+from tamizdat.errors import FormatError, TamizdatError
+
+from .manifest import MANIFEST_NAME, bundle_id
+
+
+def inspect_bundle(path: Path) -> dict[str, Any]:
+    """Entries from the central directory and the (unverified) manifest, if readable."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise FormatError(f"not a readable ZIP archive: {exc}", code="zip-unreadable") from exc
+    with zf:
+        entries = [
+            {
+                "name": i.filename,
+                "size": i.file_size,
+                "compressed_size": i.compress_size,
+                "method": {0: "stored", 8: "deflated"}.get(i.compress_type, str(i.compress_type)),
+                "encrypted": bool(i.flag_bits & 1),
+            }
+            for i in zf.infolist()
+        ]
+        out: dict[str, Any] = {"verified": False, "entries": entries, "manifest": None}
+        try:
+            info = zf.getinfo(MANIFEST_NAME)
+            if info.file_size <= 1024 * 1024 and info.compress_size <= 1024 * 1024:
+                env = Envelope.from_bytes(zf.read(info), expected_type=BUNDLE_TYPE)
+                out["manifest"] = strictjson.loads(env.payload)
+                out["bundle_id"] = bundle_id(env.payload)
+                out["signatures"] = [s.keyid for s in env.signatures]
+        except (KeyError, TamizdatError, zipfile.BadZipFile, ValueError, OSError) as exc:
+            out["manifest_error"] = str(exc)
+    return out

@@ -1,0 +1,198 @@
+"""``tamizdat keys ...``: create, rotate and revoke the publisher's keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tamizdat.clikit import emit, guarded, json_option, read_passphrase
+
+from . import timefmt
+from .keydir import KeyDir
+from .root import Root
+
+PASS_ENV = "TAMIZDAT_ROOT_PASSPHRASE"
+
+dir_option = click.option(
+    "--dir",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The key directory.",
+)
+private_option = click.option(
+    "--root-private",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the root private keys are (default: DIR/root-private).",
+)
+pass_option = click.option(
+    "--passphrase-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help=f"File holding the root key passphrase (or set {PASS_ENV}; prompted on a terminal).",
+)
+
+
+def _summary(root: Root, keydir: KeyDir) -> dict[str, object]:
+    return {
+        "ok": True,
+        "publisher": root.publisher,
+        "root_keyid": keydir.root_keyid(),
+        "root_version": root.version,
+        "root_keys": sorted(root.root_keys),
+        "threshold": root.threshold,
+        "expires": timefmt.format(root.expires),
+        "signing_keys": [
+            {**e.to_json(), "revoked": e.keyid in root.revoked} for _, e in sorted(root.signing_keys.items())
+        ],
+    }
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Publisher keys and the signed trust root (root.json)."""
+
+
+@keys_group.command("init")
+@dir_option
+@click.option("--publisher", required=True, help="Publisher name written into root.json.")
+@click.option("--encrypt/--no-encrypt", default=False, help="Encrypt the root private key with a passphrase.")
+@click.option("--root-keys", type=click.IntRange(1, 16), default=1, show_default=True, help="Number of root keys.")
+@click.option("--threshold", type=click.IntRange(1, 16), default=1, show_default=True, help="Root signatures needed.")
+@pass_option
+@json_option
+@guarded
+def init_cmd(
+    directory: Path,
+    publisher: str,
+    encrypt: bool,
+    root_keys: int,
+    threshold: int,
+    passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Make root and signing keys and a signed root.json; print the root key id."""
+    passphrase = None
+    if encrypt:
+        passphrase = read_passphrase(passphrase_file, PASS_ENV, prompt="Root key passphrase", confirm=True)
+        if not passphrase:
+            raise click.UsageError("--encrypt needs a passphrase (file, environment or terminal)")
+    keydir = KeyDir(directory)
+    root = keydir.init(publisher, passphrase=passphrase, root_keys=root_keys, threshold=threshold)
+    data = _summary(root, keydir)
+    emit(
+        as_json,
+        data,
+        (
+            f"root key id: {data['root_keyid']}\n"
+            f"Keys written to {directory}. Move {directory / 'root-private'} offline now;\n"
+            "readers and mirrors pin the root key id above."
+        ),
+    )
+
+
+@keys_group.command("show")
+@dir_option
+@json_option
+@guarded
+def show_cmd(directory: Path, as_json: bool) -> None:
+    """Show the current root: version, keys, windows, revocations."""
+    keydir = KeyDir(directory)
+    root = keydir.chain().newest
+    data = _summary(root, keydir)
+    lines = [
+        f"publisher:   {root.publisher}",
+        f"root key id: {data['root_keyid']}",
+        f"root:        version {root.version}, expires {data['expires']}",
+    ]
+    for e in sorted(root.signing_keys.values(), key=lambda e: e.not_before):
+        state = "revoked" if e.keyid in root.revoked else "active"
+        lines.append(
+            f"signing key: {e.keyid} {','.join(e.purposes)} "
+            f"{timefmt.format(e.not_before)}..{timefmt.format(e.not_after)} {state}"
+        )
+    emit(as_json, data, "\n".join(lines))
+
+
+@keys_group.command("rotate-signing")
+@dir_option
+@private_option
+@pass_option
+@json_option
+@guarded
+def rotate_signing_cmd(directory: Path, root_private: Path | None, passphrase_file: Path | None, as_json: bool) -> None:
+    """Add a new online signing key; the current ones stop signing now."""
+    keydir = KeyDir(directory, root_private)
+    root, key = keydir.rotate_signing(
+        passphrase=read_passphrase(passphrase_file, PASS_ENV, prompt="Root key passphrase")
+    )
+    emit(
+        as_json,
+        {**_summary(root, keydir), "new_keyid": key.keyid},
+        f"root version {root.version}: new signing key {key.keyid}",
+    )
+
+
+@keys_group.command("revoke")
+@click.argument("keyid")
+@dir_option
+@click.option("--reason", required=True, help="Why the key is revoked (published in root.json).")
+@private_option
+@pass_option
+@json_option
+@guarded
+def revoke_cmd(
+    keyid: str,
+    directory: Path,
+    reason: str,
+    root_private: Path | None,
+    passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Revoke a signing key: everything it signed stops verifying."""
+    keydir = KeyDir(directory, root_private)
+    root = keydir.revoke(
+        keyid, reason, passphrase=read_passphrase(passphrase_file, PASS_ENV, prompt="Root key passphrase")
+    )
+    active = [k for k in root.signing_keys if k not in root.revoked]
+    note = "" if active else "\nno signing key is left: run `tamizdat keys rotate-signing`"
+    emit(as_json, _summary(root, keydir), f"root version {root.version}: revoked {keyid}{note}")
+
+
+@keys_group.command("rotate-root")
+@dir_option
+@private_option
+@pass_option
+@click.option("--encrypt/--no-encrypt", default=False, help="Encrypt the new root key (asks for a new passphrase).")
+@click.option("--new-passphrase-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None)
+@json_option
+@guarded
+def rotate_root_cmd(
+    directory: Path,
+    root_private: Path | None,
+    passphrase_file: Path | None,
+    encrypt: bool,
+    new_passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Replace the root key(s): the new root is signed by the old and the new keys."""
+    keydir = KeyDir(directory, root_private)
+    old_pass = read_passphrase(passphrase_file, PASS_ENV, prompt="Current root key passphrase")
+    new_pass = None
+    if encrypt:
+        new_pass = read_passphrase(
+            new_passphrase_file, "TAMIZDAT_NEW_ROOT_PASSPHRASE", prompt="New root key passphrase", confirm=True
+        )
+    root = keydir.rotate_root(passphrase=old_pass, new_passphrase=new_pass)
+    emit(
+        as_json,
+        _summary(root, keydir),
+        f"root version {root.version}: new root key(s) {', '.join(sorted(root.root_keys))}\n"
+        "readers who pinned the first root key id keep working: the chain links them.",
+    )
+
+
+def register(group: click.Group) -> None:
+    group.add_command(keys_group)

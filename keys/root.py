@@ -1,0 +1,331 @@
+"""The trust root: root.json documents and the chain from a pinned key id.
+
+Everything here is pure (no I/O): it takes bytes, returns checked objects or
+raises. Step ids refer to docs/format.md ("R" steps: the root chain).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tamizdat.errors import FormatError, SignatureError
+
+from . import strictjson, timefmt
+from .dsse import ROOT_TYPE, Envelope, is_keyid
+from .ed25519 import PublicKey
+from .schema import Reader
+
+ROOT_FORMAT = 1
+PURPOSES = ("bundle", "index")
+MAX_KEYS = 64
+MAX_ROOT_CHAIN = 1000
+MAX_ROOT_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    """An online signing key delegated by a root."""
+
+    key: PublicKey
+    purposes: tuple[str, ...]
+    not_before: dt.datetime
+    not_after: dt.datetime
+
+    @property
+    def keyid(self) -> str:
+        return self.key.keyid
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "keyid": self.keyid,
+            "public": self.key.b64(),
+            "purposes": list(self.purposes),
+            "not_before": timefmt.format(self.not_before),
+            "not_after": timefmt.format(self.not_after),
+        }
+
+
+@dataclass(frozen=True)
+class Revocation:
+    keyid: str
+    revoked_at: dt.datetime
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "keyid": self.keyid,
+            "revoked_at": timefmt.format(self.revoked_at),
+            "reason": self.reason,
+        }
+
+
+def _public(doc: Any, what: str, step: str | None) -> PublicKey:
+    r = Reader(doc, what=what, required=("keyid", "public"), step=step, code="bad-root")
+    key = PublicKey.from_b64(r.doc["public"], step=step)
+    if r.doc["keyid"] != key.keyid:
+        r.fail("keyid does not match its public key")
+    return key
+
+
+@dataclass(frozen=True)
+class Root:
+    """A checked root document (schema only; signatures are checked by the chain)."""
+
+    version: int
+    publisher: str
+    created: dt.datetime
+    expires: dt.datetime
+    root_keys: Mapping[str, PublicKey]
+    threshold: int
+    signing_keys: Mapping[str, KeyEntry]
+    revoked: Mapping[str, Revocation]
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.threshold <= len(self.root_keys):
+            raise FormatError("root threshold must be 1..number of root keys", code="bad-root")
+        if set(self.root_keys) & set(self.signing_keys):
+            raise FormatError("a key cannot be both a root and a signing key", code="bad-root")
+        for entry in self.signing_keys.values():
+            if entry.not_before >= entry.not_after:
+                raise FormatError("signing key window is empty", code="bad-root")
+        if self.created >= self.expires:
+            raise FormatError("root expires before it is created", code="bad-root")
+
+    # -- parsing ---------------------------------------------------------
+    @classmethod
+    def from_payload(cls, payload: bytes, *, step: str | None = None) -> Root:
+        doc = strictjson.loads(payload, step=step)
+        r = Reader(
+            doc,
+            what="root",
+            required=(
+                "format",
+                "version",
+                "publisher",
+                "created",
+                "expires",
+                "root_keys",
+                "threshold",
+                "signing_keys",
+                "revoked",
+            ),
+            step=step,
+            code="bad-root",
+        )
+        if r.integer("format") != ROOT_FORMAT:
+            r.fail(f"format must be {ROOT_FORMAT}")
+        root_keys: dict[str, PublicKey] = {}
+        for item in r.items("root_keys", min_items=1, max_items=MAX_KEYS):
+            key = _public(item, "root key", step)
+            if key.keyid in root_keys:
+                r.fail("lists a root key twice")
+            root_keys[key.keyid] = key
+        signing: dict[str, KeyEntry] = {}
+        for item in r.items("signing_keys", max_items=MAX_KEYS):
+            k = Reader(
+                item,
+                what="signing key",
+                required=("keyid", "public", "purposes", "not_before", "not_after"),
+                step=step,
+                code="bad-root",
+            )
+            key = _public({"keyid": item["keyid"], "public": item["public"]}, "signing key", step)
+            purposes = k.strings("purposes", min_items=1, max_items=len(PURPOSES))
+            if any(p not in PURPOSES for p in purposes) or purposes != sorted(purposes):
+                k.fail(f"purposes must be a sorted subset of {list(PURPOSES)}")
+            if key.keyid in signing:
+                r.fail("lists a signing key twice")
+            signing[key.keyid] = KeyEntry(key, tuple(purposes), k.time("not_before"), k.time("not_after"))
+        revoked: dict[str, Revocation] = {}
+        for item in r.items("revoked", max_items=10 * MAX_KEYS):
+            v = Reader(
+                item,
+                what="revocation",
+                required=("keyid", "revoked_at", "reason"),
+                step=step,
+                code="bad-root",
+            )
+            if not is_keyid(v.doc["keyid"]) or v.doc["keyid"] in revoked:
+                v.fail("keyid must be a key id listed once")
+            revoked[v.doc["keyid"]] = Revocation(v.doc["keyid"], v.time("revoked_at"), v.text("reason", max_len=1000))
+        try:
+            return cls(
+                version=r.integer("version", lo=1),
+                publisher=r.text("publisher", max_len=200),
+                created=r.time("created"),
+                expires=r.time("expires"),
+                root_keys=root_keys,
+                threshold=r.integer("threshold", lo=1, hi=MAX_KEYS),
+                signing_keys=signing,
+                revoked=revoked,
+            )
+        except FormatError as exc:
+            exc.step = step
+            raise
+
+    def to_payload(self) -> bytes:
+        doc = {
+            "format": ROOT_FORMAT,
+            "version": self.version,
+            "publisher": self.publisher,
+            "created": timefmt.format(self.created),
+            "expires": timefmt.format(self.expires),
+            "root_keys": [{"keyid": kid, "public": key.b64()} for kid, key in sorted(self.root_keys.items())],
+            "threshold": self.threshold,
+            "signing_keys": [e.to_json() for _, e in sorted(self.signing_keys.items())],
+            "revoked": [v.to_json() for _, v in sorted(self.revoked.items())],
+        }
+        return strictjson.dumps(doc)
+
+    # -- decisions -------------------------------------------------------
+    def authorize(self, keyid: str, purpose: str, at: dt.datetime, *, step: str) -> KeyEntry:
+        """Check that ``keyid`` may sign for ``purpose`` at time ``at``."""
+        if keyid in self.revoked:
+            rev = self.revoked[keyid]
+            raise SignatureError(
+                f"signing key {keyid[:16]} was revoked on {timefmt.format(rev.revoked_at)}: {rev.reason}",
+                code="key-revoked",
+                step=step,
+            )
+        entry = self.signing_keys.get(keyid)
+        if entry is None:
+            raise SignatureError(
+                f"signing key {keyid[:16]} is not delegated by root version {self.version}",
+                code="key-unknown",
+                step=step,
+            )
+        if purpose not in entry.purposes:
+            raise SignatureError(
+                f"signing key {keyid[:16]} may not sign {purpose} documents",
+                code="key-purpose",
+                step=step,
+            )
+        if not entry.not_before <= at <= entry.not_after:
+            raise SignatureError(
+                f"signing key {keyid[:16]} is valid from {timefmt.format(entry.not_before)} "
+                f"to {timefmt.format(entry.not_after)}, not at {timefmt.format(at)}",
+                code="key-outside-window",
+                step=step,
+            )
+        return entry
+
+    def signing_keys_for(self, purpose: str) -> dict[str, PublicKey]:
+        """Public keys with ``purpose`` that are not revoked (for envelope checks)."""
+        return {kid: e.key for kid, e in self.signing_keys.items() if purpose in e.purposes and kid not in self.revoked}
+
+
+@dataclass(frozen=True)
+class RootChain:
+    """A verified run of roots; ``newest`` governs every signing-key decision."""
+
+    roots: tuple[Root, ...]
+    envelopes: tuple[bytes, ...]
+
+    @property
+    def newest(self) -> Root:
+        return self.roots[-1]
+
+    @property
+    def first(self) -> Root:
+        return self.roots[0]
+
+
+def parse_root_envelope(data: bytes, *, step: str | None = None) -> tuple[Envelope, Root]:
+    """Parse a root envelope and its payload (signatures not yet checked)."""
+    if len(data) > MAX_ROOT_BYTES:
+        raise FormatError("root document is too large", code="bad-root", step=step)
+    env = Envelope.from_bytes(data, expected_type=ROOT_TYPE, step=step)
+    return env, Root.from_payload(env.payload, step=step)
+
+
+def verify_self_signed(env: Envelope, root: Root, *, step: str | None = None) -> None:
+    """A root must carry a threshold of signatures from its own root keys."""
+    env.verify_threshold(
+        root.root_keys,
+        root.threshold,
+        what=f"root version {root.version}",
+        step=step,
+        code="root-bad-signature",
+    )
+
+
+def verify_root_chain(
+    documents: Sequence[bytes],
+    *,
+    pinned_keyid: str | None = None,
+    trusted: bytes | None = None,
+    steps: tuple[str, str, str, str] = ("11", "12", "13", "14"),
+) -> RootChain:
+    """Walk root versions from a trust anchor to the newest one.
+
+    The anchor is either ``pinned_keyid`` (the lowest version that lists that
+    root key and is signed by it starts the chain) or ``trusted`` (a root
+    envelope the caller already trusts, e.g. a newer ``root.json`` given on the
+    command line). ``documents`` are the root envelopes carried with the data,
+    in version order. ``steps`` names the four checks in docs/format.md
+    (bundle steps 11-14 by default): parse, anchor, consecutive versions,
+    signatures of both versions.
+    """
+    s_parse, s_anchor, s_gap, s_sig = steps
+    if (pinned_keyid is None) == (trusted is None):
+        raise ValueError("give exactly one of pinned_keyid and trusted")
+    if len(documents) > MAX_ROOT_CHAIN:
+        raise FormatError("root chain is too long", code="root-chain", step=s_parse)
+    # Step R1: every carried root parses strictly.
+    parsed = [parse_root_envelope(d, step=s_parse) for d in documents]
+    raw = list(documents)
+
+    # Step R2: find the anchor.
+    if trusted is not None:
+        env, root = parse_root_envelope(trusted, step=s_anchor)
+        verify_self_signed(env, root, step=s_anchor)
+        chain: list[Root] = [root]
+        chain_raw: list[bytes] = [trusted]
+        rest = [(e, r, b) for (e, r), b in zip(parsed, raw, strict=True) if r.version > root.version]
+    else:
+        assert pinned_keyid is not None
+        start = None
+        for i, (env, root) in enumerate(parsed):
+            if pinned_keyid in root.root_keys and pinned_keyid in env.signed_by(root.root_keys):
+                start = i
+                break
+        if start is None:
+            raise SignatureError(
+                f"no root here is signed by the pinned root key {pinned_keyid[:16]}",
+                code="root-not-pinned",
+                step=s_anchor,
+            )
+        env, root = parsed[start]
+        verify_self_signed(env, root, step=s_anchor)
+        chain, chain_raw = [root], [raw[start]]
+        rest = [(e, r, b) for (e, r), b in zip(parsed[start + 1 :], raw[start + 1 :], strict=True)]
+
+    # Steps R3-R4: each next version is exactly N+1, signed by N's and its own root keys.
+    for env, root, data in rest:
+        prev = chain[-1]
+        if root.version != prev.version + 1:
+            raise SignatureError(
+                f"root chain jumps from version {prev.version} to {root.version}",
+                code="root-chain-gap",
+                step=s_gap,
+            )
+        env.verify_threshold(
+            prev.root_keys,
+            prev.threshold,
+            what=f"root version {root.version} (by version {prev.version}'s keys)",
+            step=s_sig,
+            code="root-chain-signature",
+        )
+        env.verify_threshold(
+            root.root_keys,
+            root.threshold,
+            what=f"root version {root.version} (by its own keys)",
+            step=s_sig,
+            code="root-chain-signature",
+        )
+        chain.append(root)
+        chain_raw.append(data)
+    return RootChain(tuple(chain), tuple(chain_raw))

@@ -1,0 +1,32 @@
+"""Times in signed documents: ``YYYY-MM-DDTHH:MM:SSZ``, UTC, whole seconds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from tamizdat.errors import FormatError
+
+_PATTERN = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
+
+
+def parse(text: object, *, field: str = "time", step: str | None = None) -> dt.datetime:
+    """Parse a strict UTC timestamp; reject every other spelling."""
+    if not isinstance(text, str) or not _PATTERN.match(text):
+        raise FormatError(f"{field} must look like 2026-01-31T12:00:00Z", code="bad-time", step=step)
+    try:
+        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    except ValueError as exc:
+        raise FormatError(f"{field} is not a real date", code="bad-time", step=step) from exc
+
+
+def format(moment: dt.datetime) -> str:
+    """Format an aware datetime (or naive UTC) in the strict form."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now() -> dt.datetime:
+    """The current UTC time, truncated to whole seconds."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
