@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tamizdat.errors import UsageError
 from tamizdat.keys import dsse, strictjson, timefmt
 from tamizdat.keys.ed25519 import SigningKey
 from tamizdat.keys.root import RootChain
-
-from tamizdat.errors import UsageError
 
 from . import render
 from .content import ArticleInput, BundleInput

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from tamizdat.keys import timefmt
-from tamizdat.keys.keydir import KeyDir
 
 from tamizdat.clikit import emit, guarded, json_option
+from tamizdat.keys import timefmt
+from tamizdat.keys.keydir import KeyDir
 
 from .build import build_bundle
 from .content import parse_bundle_input

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tamizdat.errors import FormatError
 from tamizdat.keys import strictjson
 from tamizdat.keys.schema import Reader
-
-from tamizdat.errors import FormatError
 
 from .manifest import ID_RE, KINDS, LANG_RE, REGION_RE, SHA_RE
 

@@ -6,10 +6,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from tamizdat.errors import FormatError, TamizdatError
 from tamizdat.keys import strictjson
 from tamizdat.keys.dsse import BUNDLE_TYPE, Envelope
-
-from tamizdat.errors import FormatError, TamizdatError
 
 from .manifest import MANIFEST_NAME, bundle_id
 

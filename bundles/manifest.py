@@ -13,11 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from tamizdat.errors import FormatError
 from tamizdat.keys import strictjson, timefmt
 from tamizdat.keys.dsse import is_keyid
 from tamizdat.keys.schema import Reader
-
-from tamizdat.errors import FormatError
 
 from .limits import DEFAULT_LIMITS
 from .zipstrict import check_name

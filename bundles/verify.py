@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from tamizdat.errors import FormatError, RejectedError, SignatureError, UsageError
 from tamizdat.keys.dsse import BUNDLE_TYPE, Envelope, is_keyid
 from tamizdat.keys.root import Root, RootChain, verify_root_chain
-
-from tamizdat.errors import FormatError, RejectedError, SignatureError, UsageError
 
 from . import zipstrict
 from .limits import DEFAULT_LIMITS, Limits
