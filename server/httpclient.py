@@ -1,0 +1,165 @@
+"""The one bounded HTTP client (feed import, mirror sync, cosignature gathering).
+
+Hard limits, as python-tuf's ngclient keeps them in a typed config: a size cap
+on every body (counted while streaming, checked against Content-Length first),
+connect / read / total timeouts, no transparent decompression (no gzip bombs),
+and redirects followed only to the same scheme, host and port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+
+from tamizdat import __version__
+from tamizdat.errors import NetworkError, RejectedError
+
+CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Limits of one client. Times in seconds, sizes in bytes."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    total_timeout: float = 300.0
+    max_redirects: int = 3
+    max_document_bytes: int = 4 * 1024 * 1024
+    user_agent: str = f"tamizdat/{__version__}"
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def check_url(url: str) -> str:
+    """Accept only absolute http(s) URLs without credentials."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        raise RejectedError(f"not an http(s) URL: {url[:100]}", code="bad-url")
+    return url
+
+
+class BoundedClient:
+    """An aiohttp session with hard limits. Use as ``async with BoundedClient() as c``."""
+
+    def __init__(self, config: ClientConfig | None = None):
+        self.config = config or ClientConfig()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> BoundedClient:
+        c = self.config
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=c.total_timeout, connect=c.connect_timeout, sock_read=c.read_timeout),
+            auto_decompress=False,
+            headers={"User-Agent": c.user_agent, "Accept-Encoding": "identity"},
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @asynccontextmanager
+    async def _get(
+        self, url: str, max_bytes: int, headers: dict[str, str] | None
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        assert self._session is not None, "use BoundedClient as an async context manager"
+        check_url(url)
+        start = _origin(url)
+        current = url
+        for _ in range(self.config.max_redirects + 1):
+            try:
+                resp = await self._session.get(current, allow_redirects=False, headers=headers)
+            except TimeoutError as exc:
+                raise NetworkError(f"timed out connecting to {_host(current)}", code="timeout") from exc
+            except aiohttp.ClientError as exc:
+                raise NetworkError(
+                    f"cannot reach {_host(current)}: {exc.__class__.__name__}", code="unreachable"
+                ) from exc
+            try:
+                if resp.status in (301, 302, 303, 307, 308):
+                    target = urljoin(current, resp.headers.get("Location", ""))
+                    if _origin(target) != start:
+                        raise RejectedError(f"{_host(url)} redirects to another host or scheme", code="bad-redirect")
+                    current = target
+                    continue
+                if resp.status != 200:
+                    raise NetworkError(f"{_host(current)} answered HTTP {resp.status}", code=f"http-{resp.status}")
+                if resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", ""):
+                    raise RejectedError(f"{_host(current)} sent an encoded body", code="content-encoding")
+                if resp.content_length is not None and resp.content_length > max_bytes:
+                    raise RejectedError(
+                        f"{_host(current)} announced {resp.content_length} bytes, over {max_bytes}", code="too-large"
+                    )
+                yield resp
+                return
+            finally:
+                resp.release()
+        raise RejectedError(f"{_host(url)} redirects too often", code="bad-redirect")
+
+    async def _chunks(self, resp: aiohttp.ClientResponse, max_bytes: int) -> AsyncIterator[bytes]:
+        total = 0
+        try:
+            async for chunk in resp.content.iter_chunked(CHUNK):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise RejectedError(f"{_host(str(resp.url))} sent more than {max_bytes} bytes", code="too-large")
+                yield chunk
+        except TimeoutError as exc:
+            raise NetworkError(f"{_host(str(resp.url))} is too slow", code="timeout") from exc
+        except aiohttp.ClientError as exc:
+            raise NetworkError(
+                f"transfer from {_host(str(resp.url))} failed: {exc.__class__.__name__}", code="transfer"
+            ) from exc
+
+    async def fetch(self, url: str, *, max_bytes: int | None = None, headers: dict[str, str] | None = None) -> bytes:
+        """GET ``url`` into memory, at most ``max_bytes`` (default: the document cap)."""
+        cap = max_bytes or self.config.max_document_bytes
+        parts: list[bytes] = []
+        async with self._get(url, cap, headers) as resp:
+            async for chunk in self._chunks(resp, cap):
+                parts.append(chunk)
+        return b"".join(parts)
+
+    async def fetch_to_file(self, url: str, dest: Path, *, max_bytes: int) -> tuple[int, str]:
+        """Stream ``url`` into ``dest`` (created/truncated); returns (size, sha256 hex).
+
+        The file is written in a worker thread chunk by chunk; the caller
+        decides what to do with it (verify, rename) and removes it on error.
+        """
+        digest = hashlib.sha256()
+        size = 0
+        with dest.open("wb") as fh:
+            async with self._get(url, max_bytes, None) as resp:
+                async for chunk in self._chunks(resp, max_bytes):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    await asyncio.to_thread(fh.write, chunk)
+        return size, digest.hexdigest()
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc or url[:60]
+
+
+async def fetch_bytes(url: str, *, max_bytes: int, timeout: float = 60.0) -> bytes:
+    """One bounded GET (for a feed URL and similar one-off documents)."""
+    config = ClientConfig(total_timeout=timeout, max_document_bytes=max_bytes)
+    async with BoundedClient(config) as client:
+        return await client.fetch(url, max_bytes=max_bytes)
