@@ -15,12 +15,14 @@ def main() -> None:
 
 def _register() -> None:
     from tamizdat.bundles.cli import register as register_bundles
+    from tamizdat.demo.run import demo_cmd
     from tamizdat.keys.cli import register as register_keys
     from tamizdat.mirror.cli import register as register_mirror
     from tamizdat.server.cli import register as register_server
 
     for register in (register_keys, register_bundles, register_server, register_mirror):
         register(main)
+    main.add_command(demo_cmd)
 
 
 _register()

@@ -1,0 +1,1 @@
+"""Sample articles for `tamizdat demo` (written for the demo; fictional events)."""
