@@ -54,7 +54,7 @@ def _day(moment: dt.datetime | None) -> str | None:
 def _article_files(
     n: int, a: ArticleInput, notices: list[Notice], images: list[CleanImage]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    body_html = render.markdown_to_html(a.body)
+    body_html = render.sanitize_html(a.body_html) if a.body_html is not None else render.markdown_to_html(a.body)
     sections = [{"heading": s.heading, "html": render.markdown_to_html(s.body)} for s in a.sections]
     image_docs = [
         {
@@ -111,10 +111,12 @@ def build_bundle(
     created: dt.datetime | None = None,
     durable: bool = True,
     extra_files: dict[str, Content] | None = None,
+    index_lang: str | None = None,
 ) -> BuiltBundle:
     """Build and sign a bundle from ``inp`` with ``signer`` under ``chain``; write it to ``out``.
 
     The chain must start at root version 1 (the bundle carries every version).
+    ``index_lang`` sets the language of ``index.html`` (default: the articles' most common).
     """
     if chain.first.version != 1:
         raise UsageError("a bundle must carry the root chain from version 1", code="usage")
@@ -155,7 +157,7 @@ def build_bundle(
                 notices=tuple(x.id for x in applies),
             )
         )
-    main_lang = Counter(a.lang for a in inp.articles).most_common(1)[0][0]
+    main_lang = index_lang or Counter(a.lang for a in inp.articles).most_common(1)[0][0]
     files["index.html"] = render.render_page(
         "index.html",
         ui_lang=main_lang,

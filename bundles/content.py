@@ -65,6 +65,9 @@ class ArticleInput:
     sections: tuple[SectionInput, ...] = ()
     images: tuple[ImageInput, ...] = ()
     notices: tuple[str, ...] | None = None
+    # Already-sanitised HTML used instead of rendering ``body`` (the origin API's
+    # ``body_html``; bundle build input never sets it). Sanitised again on build.
+    body_html: str | None = None
 
 
 @dataclass(frozen=True)
