@@ -40,6 +40,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("access_log", bool, False, "Log requests (method, path, status, time; never a client address)."),
     Setting("audience", list, [], "Regions this node serves (e.g. ['RU', 'BY']); empty means warn everyone."),
     Setting("descriptive_titles", bool, False, "Put headlines in page titles (off: neutral titles)."),
+    Setting("leave_url", str, "https://www.google.com/search?q=weather", "Reader pages: where the Leave control goes."),
+    Setting("public_url", str, "", "Base URL readers use for this node (share links); empty: taken from the request."),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 
