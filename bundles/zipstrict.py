@@ -29,6 +29,8 @@ CEN = struct.Struct("<4s6H3L5H2L")
 LOC = struct.Struct("<4s5H3L2H")
 
 STORED, DEFLATED = 0, 8
+# Media is stored, everything else deflated (docs/format.md, "ZIP form").
+STORED_SUFFIXES = (b".jpg", b".png", b".webp")
 # Canonical header values written by bundles.zipwrite (docs/format.md, "ZIP form").
 VERSION_MADE = (3 << 8) | 20
 VERSION_NEEDED = 20
@@ -178,6 +180,8 @@ def read_structure(fh: BinaryIO, file_size: int, limits: Limits = DEFAULT_LIMITS
             raise _fail("entry header is not in the canonical form", "zip-not-canonical", 7)
         if method == STORED and csize != usize:
             raise _fail("stored entry sizes differ", "zip-not-canonical", 7)
+        if method != (STORED if name_bytes.endswith(STORED_SUFFIXES) else DEFLATED):
+            raise _fail("entry is not stored (media) or deflated (text) as its name requires", "zip-not-canonical", 7)
         try:
             names.append(name_bytes.decode("ascii"))
         except UnicodeDecodeError:
