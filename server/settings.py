@@ -36,6 +36,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mirrors", list, [], "Origin: official mirror URLs published in the signed index."),
     Setting("index_lifetime", int, 86400, "Origin: seconds an index stays valid; it is re-signed well before."),
     Setting("round_seconds", float, 5.0, "Origin: publishing changes are batched into rounds this long."),
+    Setting(
+        "shard_grace",
+        int,
+        600,
+        "Origin: seconds an old shard file stays after the newest index stopped listing it (mirrors mid-sync).",
+    ),
     Setting("max_request_bytes", int, 16 * 1024 * 1024, "Origin: largest API request body accepted."),
     Setting("access_log", bool, False, "Log requests (method, path, status, time; never a client address)."),
     Setting("audience", list, [], "Regions this node serves (e.g. ['RU', 'BY']); empty means warn everyone."),
