@@ -1,0 +1,104 @@
+"""The origin's state database: one aiosqlite connection under ``DATA/state``.
+
+One connection, one lock: every transaction (and every read, which then never
+sees another task's half-done transaction) runs alone. SQLite runs in WAL mode
+with a busy timeout, so ``tamizdat tokens`` may write from another process
+while the server runs. The schema is migrated on open (server.migrations).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .migrations import migrate
+
+DB_NAME = "origin.sqlite3"
+
+
+class Store:
+    """The state database. Use ``async with store.tx() as db`` to read or write."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def in_state_dir(cls, state: Path) -> Store:
+        return cls(state / DB_NAME)
+
+    async def open(self) -> Store:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute("PRAGMA busy_timeout = 10000")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        db.row_factory = aiosqlite.Row
+        self._db = db
+        return self
+
+    async def close(self) -> None:
+        if self._db is not None:
+            async with self._lock:
+                await self._db.close()
+                self._db = None
+
+    async def __aenter__(self) -> Store:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @contextlib.asynccontextmanager
+    async def tx(self, *, write: bool = True) -> AsyncIterator[Tx]:
+        """One transaction (BEGIN [IMMEDIATE] ... COMMIT, rolled back on error)."""
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        async with self._lock:
+            db = self._db
+            await db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield Tx(db)
+            except BaseException:
+                await db.rollback()
+                raise
+            await db.commit()
+
+
+class Tx:
+    """Helpers over the connection inside one transaction."""
+
+    def __init__(self, db: aiosqlite.Connection):
+        self.db = db
+
+    async def all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self.db.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
+
+    async def one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        async with self.db.execute(sql, tuple(params)) as cur:
+            return await cur.fetchone()
+
+    async def value(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        row = await self.one(sql, params)
+        return None if row is None else row[0]
+
+    async def run(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Execute one statement; returns the number of rows changed."""
+        async with self.db.execute(sql, tuple(params)) as cur:
+            return cur.rowcount
+
+    async def many(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        await self.db.executemany(sql, [tuple(r) for r in rows])

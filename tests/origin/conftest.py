@@ -1,0 +1,55 @@
+"""Fixtures for the origin server tests: a key directory, a data directory, an app, a client, a token."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tamizdat.keys.keydir import KeyDir
+from tamizdat.server import tokens
+from tamizdat.server.app import make_app
+from tamizdat.server.appkeys import ORIGIN
+
+from .support import ROUND, Api
+
+
+@pytest.fixture
+def keys_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "keys"
+    KeyDir(path).init("Test Newsroom")
+    return path
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def root_keyid(keys_dir: Path) -> str:
+    return KeyDir(keys_dir).root_keyid()
+
+
+AppFactory = Callable[..., Awaitable[Api]]
+
+
+@pytest.fixture
+def make_api(aiohttp_client: Any, data_dir: Path, keys_dir: Path) -> AppFactory:
+    """Start an origin app (settings overridable) and return an Api with a fresh token."""
+
+    async def factory(*, token_name: str = "test", **overrides: Any) -> Api:
+        overrides.setdefault("round_seconds", ROUND)
+        app = make_app(data_dir, keys_dir, **overrides)
+        client = await aiohttp_client(app)
+        token = await tokens.create(app[ORIGIN].store, token_name) if token_name else ""
+        return Api(client, token)
+
+    return factory
+
+
+@pytest.fixture
+async def api(make_api: AppFactory) -> Api:
+    return await make_api()
