@@ -88,6 +88,9 @@ class BoundedClient:
                 resp = await self._session.get(current, allow_redirects=False, headers=headers)
             except TimeoutError as exc:
                 raise NetworkError(f"timed out connecting to {_host(current)}", code="timeout") from exc
+            except aiohttp.ClientResponseError as exc:
+                # A malformed response (bad status line, data beyond Content-Length): bad data, not bad luck.
+                raise RejectedError(f"{_host(current)} sent a malformed HTTP response", code="bad-response") from exc
             except aiohttp.ClientError as exc:
                 raise NetworkError(
                     f"cannot reach {_host(current)}: {exc.__class__.__name__}", code="unreachable"
