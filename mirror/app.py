@@ -1,0 +1,169 @@
+"""The mirror daemon: the static tree, ``/healthz``, and a background sync.
+
+:func:`make_app` builds an aiohttp application over a :class:`~mirror.sync.Mirror`:
+
+- the same static paths as the origin (``server.static.StaticTree`` over
+  ``DATA/public``), so mirrors chain and any mirror is an upstream;
+- ``/healthz``: JSON about the served index and the upstreams;
+- a sync every ``interval`` seconds, started and stopped with the app
+  (``cleanup_ctx``).
+
+Reader pages (added by the reader flow) go in :func:`make_app` where marked:
+``app[MIRROR]`` gives the :class:`Mirror` (its ``data`` directory, the
+``trust`` state with the served index and shards, ``health()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+
+from tamizdat.errors import UsageError
+from tamizdat.keys import timefmt
+from tamizdat.server.static import StaticTree
+
+from .sync import Mirror
+
+log = logging.getLogger("tamizdat.mirror")
+
+MIRROR = web.AppKey("mirror", Mirror)
+INTERVAL = web.AppKey("sync_interval", float)
+STALE_AFTER_INTERVALS = 3
+
+
+def health(mirror: Mirror, interval: float) -> dict[str, Any]:
+    """What /healthz shows: never a client address, never a local path."""
+    now = timefmt.now()
+    trust = mirror.trust
+    index: dict[str, Any] | None = None
+    expired = True
+    if trust.index is not None:
+        idx = trust.index.index
+        expired = idx.expires <= now
+        index = {
+            "version": idx.version,
+            "created": timefmt.format(idx.created),
+            "expires": timefmt.format(idx.expires),
+            "expired": expired,
+        }
+    stale = expired
+    if mirror.last_ok is None:
+        stale = True
+    else:
+        age = (now - timefmt.parse(mirror.last_ok)).total_seconds()
+        stale = stale or age > STALE_AFTER_INTERVALS * max(interval, 1.0)
+    if index is not None:
+        index["stale"] = stale
+    last = mirror.last_summary or {}
+    return {
+        "ok": index is not None and not expired,
+        "role": "mirror",
+        "root_keyid": mirror.root_keyid,
+        "root_version": trust.root_version,
+        "index": index,
+        "stale": stale,
+        "bundles": mirror.bundle_count(),
+        "last_sync": {
+            "at": last.get("started"),
+            "ok": last.get("ok"),
+            "code": last.get("code"),
+            "seconds": last.get("seconds"),
+            "new": last.get("new"),
+            "retracted": last.get("retracted"),
+            "rejected": last.get("rejected"),
+            "errors": last.get("errors", []),
+        }
+        if last
+        else None,
+        "last_ok": mirror.last_ok,
+        "upstreams": [mirror.record(spec).public() for spec in mirror.upstreams],
+    }
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    doc = health(request.app[MIRROR], request.app[INTERVAL])
+    return web.json_response(
+        doc,
+        status=200 if doc["ok"] else 503,
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+async def sync_forever(mirror: Mirror, interval: float) -> None:
+    """Sync now, then every ``interval`` seconds; a failure is logged and retried next time."""
+    while True:
+        try:
+            summary = await mirror.sync()
+            if summary.ok:
+                log.info("sync ok from %s (%d new, %.2f s)", summary.upstream, summary.new, summary.seconds)
+            else:
+                log.warning("sync failed: %s", summary.code)
+        except asyncio.CancelledError:
+            raise
+        except UsageError as err:
+            log.error("sync cannot run: %s", err.message)
+        except Exception:
+            log.exception("sync crashed; retrying in %g s", interval)
+        await asyncio.sleep(interval)
+
+
+def _sync_ctx(interval: float) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(sync_forever(app[MIRROR], interval), name="tamizdat-mirror-sync")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return ctx
+
+
+def make_app(mirror: Mirror, *, interval: float, background_sync: bool = True) -> web.Application:
+    """The mirror app over ``mirror``'s data directory."""
+    app = web.Application(client_max_size=64 * 1024)
+    app[MIRROR] = mirror
+    app[INTERVAL] = float(interval)
+    app.add_routes(StaticTree(mirror.data.public).routes())
+    app.add_routes([web.get("/healthz", _healthz)])
+    # Reader pages: the reader flow adds its routes here, reading app[MIRROR].
+    if background_sync:
+        app.cleanup_ctx.append(_sync_ctx(float(interval)))
+    return app
+
+
+class PrivateAccessLogger(AbstractAccessLogger):
+    """Method, path, status and time: never the client address, headers or query."""
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        self.logger.info("%s %s %d %.1fms", request.method, request.path, response.status, time * 1000)
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--listen wants HOST:PORT, not {listen!r}", code="usage")
+    return host.strip("[]"), int(port)
+
+
+def run(app: web.Application, listen: str, *, access_log: bool = False) -> None:
+    """Serve until interrupted (no access log unless asked; never a client address)."""
+    host, port = parse_listen(listen)
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        access_log=logging.getLogger("tamizdat.access") if access_log else None,
+        access_log_class=PrivateAccessLogger,
+        print=lambda _text: log.info("mirror serving on http://%s:%d/", host, port),
+        handle_signals=True,
+    )

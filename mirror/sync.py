@@ -1,0 +1,497 @@
+"""One mirror sync: the thin I/O layer around :class:`mirror.trust.TrustedState`.
+
+Order of a sync from one upstream (the first that succeeds wins; the others
+are tried in turn, a failing one moved to the back):
+
+1. ``index.json``; byte-identical to the served one: done (one request).
+2. Roots: ``roots/<N>.json`` for every version up to the one the index names,
+   one at a time (plus ``root.json`` at bootstrap, once an hour, or when the
+   index fails a signature check). Each accepted root is persisted at once.
+3. The index is verified (signature, freshness, rollback).
+4. Only the shards not already held; each must match the index.
+5. Only the missing bundles (bounded concurrency): streamed to ``DATA/tmp``
+   with size and SHA-256 checked, fully verified in a worker thread, renamed
+   into ``public/bundles/<id>.zip``.
+6. Commit: shards and roots renamed into ``public/``; ONE filesystem sync;
+   ``index.json`` switched atomically; trusted state saved; then retracted,
+   pruned and unlisted bundle files removed.
+
+The served ``index.json`` therefore only ever lists bundles that are present
+and verified, and a failed sync leaves the previous good state served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tamizdat.bundles.index import BundleEntry, Index, Shard, ShardRef, SignedIndex
+from tamizdat.errors import ExpiredError, NetworkError, RejectedError, SignatureError, TamizdatError, UsageError
+from tamizdat.fsutil import fsync_dir
+from tamizdat.keys import timefmt
+from tamizdat.keys.dsse import INDEX_TYPE, ROOT_TYPE, Envelope
+from tamizdat.keys.root import Root
+from tamizdat.server.datadir import DataDir, sync_filesystem
+from tamizdat.server.httpclient import BoundedClient
+
+from .config import DEFAULT_CONFIG, SyncConfig
+from .state import StateStore, SyncSummary, UpstreamRecord
+from .trust import Plan, TrustedState
+from .upstream import Upstream, is_url, make_upstream, normalize_spec
+
+log = logging.getLogger("tamizdat.mirror")
+
+Progress = Callable[[int, int, int], None]  # bundles done, bundles to fetch, bytes so far
+_HEX_ZIP = re.compile(r"\A([0-9a-f]{64})\.zip\Z")
+_HEX_JSON = re.compile(r"\A([0-9a-f]{64})\.json\Z")
+PAUSE_SECONDS = 120.0
+
+
+def _test_pause(point: str, count: int | None = None) -> None:
+    """Test-only hook: freeze here so a test can SIGKILL the process deterministically.
+
+    ``TAMIZDAT_TEST_PAUSE_AFTER=N`` pauses after the N-th bundle is renamed into
+    place; ``TAMIZDAT_TEST_PAUSE_AT=<point>`` pauses at a named commit point.
+    """
+    after = os.environ.get("TAMIZDAT_TEST_PAUSE_AFTER")
+    at = os.environ.get("TAMIZDAT_TEST_PAUSE_AT")
+    hit = (count is not None and after is not None and after.isdigit() and count == int(after)) or (
+        count is None and at == point
+    )
+    if hit:
+        print(f"TAMIZDAT-PAUSED {point} {count or ''}".rstrip(), file=sys.stderr, flush=True)
+        time.sleep(PAUSE_SECONDS)  # blocks the event loop on purpose: nothing moves until the kill
+
+
+@dataclass
+class _Work:
+    """What one sync attempt has gathered before committing."""
+
+    signed: SignedIndex
+    shards: dict[str, Shard]
+    staged_shards: dict[str, Path] = field(default_factory=dict)
+    replacements: dict[str, Path] = field(default_factory=dict)  # bundle id -> verified file in tmp
+    new: int = 0
+
+
+def index_root_version(data: bytes) -> int:
+    """The root version an (unverified) index names; 0 if it does not parse. A hint only."""
+    try:
+        return Index.from_payload(Envelope.from_bytes(data, expected_type=INDEX_TYPE).payload).root_version
+    except (TamizdatError, ValueError):
+        return 0
+
+
+def root_version_hint(data: bytes) -> int:
+    """The version an (unverified) root document claims; 0 if it does not parse."""
+    try:
+        return Root.from_payload(Envelope.from_bytes(data, expected_type=ROOT_TYPE).payload).version
+    except (TamizdatError, ValueError):
+        return 0
+
+
+class Mirror:
+    """A mirror's data directory and its sync engine (one per process)."""
+
+    def __init__(
+        self,
+        data: DataDir,
+        *,
+        root_keyid: str,
+        upstreams: Iterable[str],
+        keep_superseded: bool = True,
+        config: SyncConfig = DEFAULT_CONFIG,
+        clock: Callable[[], dt.datetime] = timefmt.now,
+    ):
+        self.data = data.create()
+        self.store = StateStore(data).create()
+        self.root_keyid = root_keyid
+        self.upstreams = [normalize_spec(u) for u in upstreams]
+        self.keep_superseded = keep_superseded
+        self.config = config
+        self.clock = clock
+        self.trust = self.store.load_trust(root_keyid)
+        records, last, last_ok = self.store.load_health()
+        self.records = records
+        self.last_summary: dict[str, object] | None = last
+        self.last_ok: str | None = last_ok
+        self._lock = asyncio.Lock()
+
+    # -- public ----------------------------------------------------------
+    def record(self, spec: str) -> UpstreamRecord:
+        if spec not in self.records:
+            name = spec if is_url(spec) else "directory"
+            self.records[spec] = UpstreamRecord(spec, make_public_name(name))
+        return self.records[spec]
+
+    def bundle_count(self) -> int:
+        if self.trust.index is None:
+            return 0
+        return sum(1 for _ in _held_ids(self.data.bundles))
+
+    async def sync(self, progress: Progress | None = None) -> SyncSummary:
+        """Sync once from the first upstream that works; never loses the served state."""
+        if not self.upstreams:
+            raise UsageError("no upstream configured (give --upstream)", code="no-upstream")
+        async with self._lock:
+            with self.store.lock():
+                return await self._sync_locked(progress)
+
+    # -- the sync --------------------------------------------------------
+    async def _sync_locked(self, progress: Progress | None) -> SyncSummary:
+        started = time.monotonic()
+        now = self.clock()
+        summary = SyncSummary(started=timefmt.format(now))
+        self._clean_tmp()
+        self._refresh_trust()
+        order = sorted(enumerate(self.upstreams), key=lambda p: (self.record(p[1]).consecutive_failures > 0, p[0]))
+        async with BoundedClient(self.config.client_config()) as client:
+            for _, spec in order:
+                upstream = make_upstream(spec, client)
+                rec = self.record(spec)
+                try:
+                    await self._sync_from(upstream, summary, progress, now)
+                except TamizdatError as err:
+                    kind = "network" if isinstance(err, NetworkError) else "rejected"
+                    if isinstance(err, UsageError):
+                        raise
+                    if kind == "rejected":
+                        summary.rejected += 1
+                    rec.failure(err, kind, self.clock())
+                    entry = {"upstream": upstream.public_name, "kind": kind, **err.to_dict()}
+                    summary.errors.append(entry)
+                    log.warning("upstream %s %s: %s (%s)", upstream.public_name, kind, err.message, err.code)
+                    continue
+                finally:
+                    summary.requests += upstream.counters.requests
+                    summary.bytes += upstream.counters.bytes
+                    self._clean_tmp()
+                rec.success(self.clock())
+                summary.ok = True
+                summary.upstream = upstream.public_name
+                break
+        summary.floor_reset = self.trust.floor_reset
+        self.trust.floor_reset = False
+        summary.index_version = None if self.trust.index is None else self.trust.index.index.version
+        summary.seconds = round(time.monotonic() - started, 4)
+        if summary.ok:
+            self.last_ok = summary.started
+        self.last_summary = summary.to_json()
+        self.store.save_health(self.records, summary, self.last_ok)
+        return summary
+
+    async def _sync_from(self, up: Upstream, summary: SyncSummary, progress: Progress | None, now: dt.datetime) -> None:
+        cfg = self.config
+        raw = await up.fetch("index.json", max_bytes=cfg.max_index_bytes, timeout=cfg.document_timeout)
+        probe_due = time.time() - self.store.last_root_probe() >= cfg.root_probe_interval
+        trusted = self.trust.index
+        if trusted is not None and raw == trusted.raw and not probe_due and not self.trust.reverify:
+            if trusted.index.expires <= now:
+                raise ExpiredError("the upstream offers only the expired index we hold", code="expired", step="I5")
+            return
+        probed = await self._update_roots(up, index_root_version(raw), probe=probe_due or self.trust.chain is None)
+        try:
+            signed = self.trust.check_index(raw, now)
+        except SignatureError:
+            if probed:
+                raise
+            # A newer root may explain it (a key rotated since we last looked).
+            await self._update_roots(up, index_root_version(raw), probe=True)
+            signed = self.trust.check_index(raw, now)
+        if signed is None:  # identical to ours: only a pending re-check can make work
+            if trusted is None or not self.trust.reverify:
+                self.store.save_trust(self.trust)
+                return
+            signed = trusted
+        work = _Work(signed, {})
+        await self._fetch_shards(up, work)
+        plan = self.trust.plan(signed.index, work.shards, keep_superseded=self.keep_superseded)
+        await self._fetch_bundles(up, work, plan, progress)
+        self._commit(work, plan, summary)
+
+    async def _update_roots(self, up: Upstream, hint: int, *, probe: bool) -> bool:
+        """Walk roots up to ``hint`` (and root.json's version when probing). True if probed."""
+        cfg = self.config
+        target = hint
+        if probe:
+            newest = await up.fetch("root.json", max_bytes=cfg.max_root_bytes, timeout=cfg.document_timeout)
+            target = max(target, root_version_hint(newest))
+        current = self.trust.root_version
+        if target - current > cfg.max_root_steps:
+            raise RejectedError(f"upstream claims root version {target}, too far ahead", code="root-chain-too-long")
+        start = current + 1 if self.trust.chain is not None else 1
+        first_error: TamizdatError | None = None
+        for version in range(start, target + 1):
+            doc = await up.fetch(f"roots/{version}.json", max_bytes=cfg.max_root_bytes, timeout=cfg.document_timeout)
+            bootstrapping = self.trust.chain is None
+            try:
+                root = self.trust.add_root(doc)
+            except SignatureError as err:
+                if bootstrapping and err.code == "root-not-pinned":
+                    first_error = first_error or err  # the pinned key may first appear in a later version
+                    continue
+                raise
+            self.store.save_root(root.version, doc)
+            log.info("root version %d accepted", root.version)
+        if self.trust.chain is None:
+            raise first_error or SignatureError("no root signed by the pinned key", code="root-not-pinned", step="R2")
+        if probe:
+            self.store.save_trust(self.trust, last_root_probe=time.time())
+        else:
+            self.store.save_trust(self.trust)
+        return probe
+
+    async def _fetch_shards(self, up: Upstream, work: _Work) -> None:
+        cfg = self.config
+        sem = asyncio.Semaphore(cfg.concurrency)
+
+        async def one(ref: ShardRef) -> None:
+            held = self.trust.shards.get(ref.sha256)
+            if held is not None:
+                work.shards[ref.sha256] = held
+                return
+            local = self.data.shard_path(ref.sha256)
+            with contextlib.suppress(OSError, RejectedError):
+                if local.is_file() and local.stat().st_size == ref.size:
+                    work.shards[ref.sha256] = self.trust.check_shard(ref, local.read_bytes())
+                    return
+            async with sem:
+                data = await up.fetch(f"index/{ref.sha256}.json", max_bytes=ref.size, timeout=cfg.document_timeout)
+            work.shards[ref.sha256] = self.trust.check_shard(ref, data)
+            staged = self.data.tmp / f"shard-{ref.sha256}.json"
+            await asyncio.to_thread(staged.write_bytes, data)
+            work.staged_shards[ref.sha256] = staged
+
+        await _all(one(ref) for ref in work.signed.index.shards)
+
+    def _committed_sha(self) -> dict[str, str]:
+        """Bundle id -> file SHA-256 as the served index lists them (shards loaded on demand)."""
+        index = self.trust.index
+        if index is None:
+            return {}
+        out: dict[str, str] = {}
+        for ref in index.index.shards:
+            shard = self.trust.shards.get(ref.sha256)
+            if shard is None:
+                try:
+                    shard = self.trust.check_shard(ref, self.data.shard_path(ref.sha256).read_bytes())
+                except (OSError, RejectedError):
+                    continue  # unknown: the files it lists get re-checked
+                self.trust.shards[ref.sha256] = shard
+            out.update((e.id, e.sha256) for e in shard.bundles)
+        return out
+
+    async def _fetch_bundles(self, up: Upstream, work: _Work, plan: Plan, progress: Progress | None) -> None:
+        committed = self._committed_sha()
+        present = set(_held_ids(self.data.bundles))
+        todo: list[tuple[BundleEntry, bool]] = []  # (entry, present on disk)
+        for entry in plan.wanted.values():
+            if entry.id in present and committed.get(entry.id) == entry.sha256 and not self.trust.reverify:
+                continue
+            todo.append((entry, entry.id in present))
+        if not todo:
+            return
+        total = len(todo)
+        done = 0
+        placed = 0
+        sem = asyncio.Semaphore(self.config.concurrency)
+
+        async def one(entry: BundleEntry, on_disk: bool) -> None:
+            nonlocal done, placed
+            final = self.data.bundle_path(entry.id)
+            if on_disk and await asyncio.to_thread(self._local_ok, entry, final):
+                done += 1
+                if progress:
+                    progress(done, total, up.counters.bytes)
+                return
+            async with sem:
+                tmp = self.data.tmp / f"bundle-{entry.id}.part"
+                try:
+                    size, sha = await up.fetch_to_file(
+                        f"bundles/{entry.id}.zip",
+                        tmp,
+                        max_bytes=entry.size,
+                        timeout=self.config.bundle_deadline(entry.size),
+                    )
+                    self.trust.check_transfer(entry, size, sha)
+                    await asyncio.to_thread(self._verify_file, entry, tmp)
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
+                    raise
+            if on_disk:
+                work.replacements[entry.id] = tmp  # same id, new bytes: swapped in at commit
+            else:
+                os.replace(tmp, final)
+                placed += 1
+                _test_pause("bundle", placed)
+            work.new += 1
+            done += 1
+            if progress:
+                progress(done, total, up.counters.bytes)
+
+        if progress:
+            progress(0, total, up.counters.bytes)
+        await _all(one(entry, on_disk) for entry, on_disk in todo)
+
+    def _verify_file(self, entry: BundleEntry, path: Path) -> None:
+        with path.open("rb") as fh:
+            self.trust.check_bundle(entry, fh)
+
+    def _local_ok(self, entry: BundleEntry, path: Path) -> bool:
+        """A file already in place: is it the listed one, and does it still verify?"""
+        import hashlib
+
+        try:
+            with path.open("rb") as fh:
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+                size = fh.tell()
+                if size != entry.size or digest != entry.sha256:
+                    return False
+                self.trust.check_bundle(entry, fh)
+        except OSError:
+            return False
+        return True
+
+    # -- commit ----------------------------------------------------------
+    def _commit(self, work: _Work, plan: Plan, summary: SyncSummary) -> None:
+        data = self.data
+        previous = self.trust.index
+        for sha, staged in work.staged_shards.items():
+            os.replace(staged, data.shard_path(sha))
+        _test_pause("shards")
+        assert self.trust.chain is not None
+        for root, doc in zip(self.trust.chain.roots, self.trust.chain.envelopes, strict=True):
+            target = data.roots / f"{root.version}.json"
+            if not target.exists():
+                self._write_public(target, doc)
+        newest_root = self.trust.chain.envelopes[-1]
+        root_json = data.public / "root.json"
+        if not root_json.exists() or root_json.read_bytes() != newest_root:
+            self._write_public(root_json, newest_root)
+        for bundle_id, staged in work.replacements.items():
+            os.replace(staged, data.bundle_path(bundle_id))
+        sync_filesystem(data.root)  # everything the new index points to is durable
+        _test_pause("synced")
+        self._write_public(data.public / "index.json", work.signed.raw, durable=True)
+        _test_pause("index")
+        self.trust.commit(work.signed, work.shards)
+        self.store.save_trust(self.trust)
+        # Only now that the new index is served: drop what it no longer asks for.
+        for bundle_id in list(_held_ids(data.bundles)):
+            if bundle_id in plan.wanted:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                data.bundle_path(bundle_id).unlink()
+            if bundle_id in plan.retracted:
+                summary.retracted += 1
+            else:
+                summary.pruned += 1
+        keep = {ref.sha256 for ref in work.signed.index.shards}
+        if previous is not None:
+            keep |= {ref.sha256 for ref in previous.index.shards}  # a downstream sync may be mid-way
+        for name in os.listdir(data.shards):
+            m = _HEX_JSON.match(name)
+            if m and m.group(1) not in keep:
+                with contextlib.suppress(FileNotFoundError):
+                    (data.shards / name).unlink()
+        summary.changed = True
+        summary.new += work.new
+        log.info(
+            "index version %d served: %d new, %d retracted, %d pruned",
+            work.signed.index.version,
+            work.new,
+            summary.retracted,
+            summary.pruned,
+        )
+
+    def _write_public(self, target: Path, data: bytes, *, durable: bool = False) -> None:
+        staged = self.data.tmp / f"public-{target.name}"
+        with staged.open("wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.chmod(staged, 0o644)
+        os.replace(staged, target)
+        if durable:
+            fsync_dir(target.parent)
+
+    # -- housekeeping ----------------------------------------------------
+    def _clean_tmp(self) -> None:
+        """Remove work files a killed sync left behind (tmp is never served)."""
+        for entry in os.scandir(self.data.tmp):
+            if entry.is_file(follow_symlinks=False) and entry.name.startswith(("bundle-", "shard-", "public-")):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+        for entry in os.scandir(self.store.dir):
+            if entry.name.startswith(".tmp-"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+
+    def _refresh_trust(self) -> None:
+        """Another process (cron, `mirror import`) may have synced: reload if the state moved."""
+        path = self.store.dir / "index.json"
+        on_disk = path.read_bytes() if path.exists() else None
+        ours = None if self.trust.index is None else self.trust.index.raw
+        roots = len(list((self.store.dir / "roots").glob("*.json")))
+        held = 0 if self.trust.chain is None else len(self.trust.chain.roots)
+        if on_disk != ours or roots != held:
+            self.trust = self.store.load_trust(self.root_keyid)
+
+
+def make_public_name(name: str) -> str:
+    return name
+
+
+def _held_ids(folder: Path) -> Iterable[str]:
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                m = _HEX_ZIP.match(entry.name)
+                if m:
+                    yield m.group(1)
+    except FileNotFoundError:
+        return
+
+
+async def _all(coros: Iterable[object]) -> None:
+    """Run coroutines together; the first failure cancels the rest and is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for coro in coros:
+                tg.create_task(coro)  # type: ignore[arg-type]
+    except BaseExceptionGroup as group:
+        raise _first(group) from None
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    flat: list[BaseException] = []
+
+    def walk(g: BaseExceptionGroup[BaseException]) -> None:
+        for exc in g.exceptions:
+            if isinstance(exc, BaseExceptionGroup):
+                walk(exc)
+            else:
+                flat.append(exc)
+
+    walk(group)
+    for kind in (RejectedError, TamizdatError):
+        for exc in flat:
+            if isinstance(exc, kind):
+                return exc
+    return flat[0]
+
+
+def held_entries(trust: TrustedState) -> Mapping[str, BundleEntry]:
+    """The committed index's entries (for health and reader pages)."""
+    return {e.id: e for shard in trust.shards.values() for e in shard.bundles}
