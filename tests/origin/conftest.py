@@ -18,9 +18,17 @@ from .support import ROUND, Api
 
 @pytest.fixture
 def keys_dir(tmp_path: Path) -> Path:
+    """A key directory whose root private keys were moved offline (to ``offline_root``)."""
     path = tmp_path / "keys"
     KeyDir(path).init("Test Newsroom")
+    (path / "root-private").rename(tmp_path / "offline-root")
     return path
+
+
+@pytest.fixture
+def offline_keydir(keys_dir: Path, tmp_path: Path) -> KeyDir:
+    """The same key directory with access to the offline root keys (for `keys revoke` and friends)."""
+    return KeyDir(keys_dir, root_private=tmp_path / "offline-root")
 
 
 @pytest.fixture

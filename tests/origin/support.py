@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from tamizdat.server.appkeys import ORIGIN
 
 ROUND = 0.05
 ASSETS = Path(__file__).parent / "assets"
+TAMIZDAT = str(Path(sys.executable).parent / "tamizdat")  # the console script of this environment
 
 
 class Api:
