@@ -14,6 +14,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from PIL import Image
 
+from tamizdat.bundles.index import Index, Shard, check_fresh, check_shard, verify_index
+from tamizdat.keys import timefmt
+from tamizdat.keys.keydir import KeyDir
 from tamizdat.server.appkeys import ORIGIN
 
 ROUND = 0.05
@@ -84,3 +87,18 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 10
             return
         await asyncio.sleep(step)
     raise AssertionError("condition not reached in time")
+
+
+async def read_index(client: TestClient[Any, Any], keys_dir: Path) -> tuple[Index, list[Shard]]:
+    """Fetch /index.json and its shards over HTTP and check them as a mirror would (steps I1-I8)."""
+    root = KeyDir(keys_dir).chain().newest
+    resp = await client.get("/index.json")
+    assert resp.status == 200
+    signed = verify_index(await resp.read(), root)
+    check_fresh(signed.index, timefmt.now())
+    shards = []
+    for ref in signed.index.shards:
+        r = await client.get(f"/index/{ref.sha256}.json")
+        assert r.status == 200, ref
+        shards.append(check_shard(ref, await r.read()))
+    return signed.index, shards
