@@ -206,12 +206,11 @@ class TrustedState:
     @staticmethod
     def check_transfer(entry: BundleEntry, size: int, sha256: str) -> None:
         """A downloaded file has exactly the size and SHA-256 the shard lists."""
-        if size != entry.size:
+        if size != entry.size or sha256 != entry.sha256:
+            what = f"{size} bytes, the index says {entry.size}" if size != entry.size else "a different SHA-256"
             raise RejectedError(
-                f"bundle {entry.id[:16]} is {size} bytes, the index says {entry.size}", code="bundle-size-mismatch"
+                f"bundle {entry.id[:16]} does not match its index entry ({what})", code="bundle-mismatch"
             )
-        if sha256 != entry.sha256:
-            raise RejectedError(f"bundle {entry.id[:16]} does not match its index hash", code="bundle-hash-mismatch")
 
     def check_bundle(self, entry: BundleEntry, fh: BinaryIO) -> VerifiedBundle:
         """Full verification against the trusted newest root; the bundle must be the listed one."""

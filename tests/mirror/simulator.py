@@ -226,11 +226,12 @@ class Simulator:
         self,
         *,
         version: int | None = None,
+        created: dt.datetime | None = None,
         expires: dt.datetime | None = None,
         signer: SigningKey | None = None,
     ) -> bytes:
         """Sign the next index version and serve the whole tree as an origin would."""
-        raw, shards = self.sign(version=version, expires=expires, signer=signer)
+        raw, shards = self.sign(version=version, created=created, expires=expires, signer=signer)
         self.index_version = max(self.index_version, index_version_of(raw))
         self.files.update(shards)
         self.files["root.json"] = self.roots[-1]
