@@ -48,7 +48,7 @@ AppFactory = Callable[..., Awaitable[Api]]
 def make_api(aiohttp_client: Any, data_dir: Path, keys_dir: Path) -> AppFactory:
     """Start an origin app (settings overridable) and return an Api with a fresh token."""
 
-    async def factory(*, token_name: str = "test", **overrides: Any) -> Api:
+    async def factory(*, token_name: str = "test", keys_dir: Path = keys_dir, **overrides: Any) -> Api:
         overrides.setdefault("round_seconds", ROUND)
         app = make_app(data_dir, keys_dir, **overrides)
         client = await aiohttp_client(app)
