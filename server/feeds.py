@@ -94,10 +94,11 @@ def entry_article(entry: Any, feed: Any, default_lang: str) -> dict[str, Any]:
     author = entry.get("author")
     if author:
         doc["byline"] = _text(author, 500)
-    published = _time(entry.get("published_parsed")) or _time(entry.get("updated_parsed"))
+    # dict.get: feedparser's own get() maps a missing updated_* to published_* with a warning
+    published = _time(dict.get(entry, "published_parsed")) or _time(dict.get(entry, "updated_parsed"))
     if published:
         doc["published"] = published
-    updated = _time(entry.get("updated_parsed"))
+    updated = _time(dict.get(entry, "updated_parsed"))
     if published and updated and updated > published:
         doc["updated"] = updated
     return doc

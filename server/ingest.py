@@ -16,6 +16,7 @@ content changed (the server compares).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from tamizdat.bundles.content import parse_article, parse_bundle_input, parse_no
 from tamizdat.errors import FormatError, UsageError
 from tamizdat.keys import strictjson, timefmt
 
-from .apiclient import ApiClient
+from .apiclient import ApiCallError, ApiClient
 
 IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 SERVER_FIELDS = ("version",)
@@ -111,6 +112,25 @@ async def _send_images(api: ApiClient, doc: dict[str, Any], base: Path) -> dict[
     return out
 
 
+async def _edition(
+    api: ApiClient, ids: list[str], versions: list[int], title: str | None, path: Path
+) -> dict[str, Any]:
+    """An edition of the file's articles, named by what it holds: publishing again makes no duplicate."""
+    key = strictjson.dumps({"articles": [[i, v] for i, v in zip(ids, versions, strict=True)], "title": title})
+    body: dict[str, Any] = {"id": "edition-" + hashlib.sha256(key).hexdigest()[:24], "articles": ids}
+    if title:
+        body["title"] = title
+    action = "edition"
+    try:
+        out = await api.create_edition(body)
+    except ApiCallError as err:
+        if err.code != "edition-exists":
+            raise
+        _, out = await api.call("GET", f"/api/v1/editions/{body['id']}")
+        action = "unchanged"
+    return {"action": action, "id": out["id"], "version": 1, "bundle_id": out["bundle_id"], "file": str(path)}
+
+
 async def publish_files(files: list[Path], *, server: str, token: str) -> list[dict[str, Any]]:
     """Publish every file; returns one result per article (action, id, version, bundle id)."""
     loaded = []
@@ -126,11 +146,12 @@ async def publish_files(files: list[Path], *, server: str, token: str) -> list[d
         for path, articles, notices, extra in loaded:
             for notice in notices:
                 await api.put_notice(notice)
-            ids = []
+            ids, versions = [], []
             for doc in articles:
                 body = await _send_images(api, doc, path.parent)
                 action, out = await api.upsert_article(body)
                 ids.append(out["id"])
+                versions.append(out["current_version"])
                 results.append(
                     {
                         "action": action,
@@ -141,17 +162,5 @@ async def publish_files(files: list[Path], *, server: str, token: str) -> list[d
                     }
                 )
             if extra.get("kind") == "edition":
-                edition: dict[str, Any] = {"articles": ids}
-                if extra.get("title"):
-                    edition["title"] = extra["title"]
-                out = await api.create_edition(edition)
-                results.append(
-                    {
-                        "action": "edition",
-                        "id": out["id"],
-                        "version": 1,
-                        "bundle_id": out["bundle_id"],
-                        "file": str(path),
-                    }
-                )
+                results.append(await _edition(api, ids, versions, extra.get("title"), path))
     return results

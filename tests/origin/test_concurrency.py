@@ -39,7 +39,7 @@ async def test_concurrent_publishes(api: Api, keys_dir: Path, data_dir: Path, ro
     stop.set()
     await watcher
     assert versions == sorted(versions), "index versions went backwards"
-    index, shards = await read_index(api.client, keys_dir)  # shard hashes checked here (step I7)
+    _index, shards = await read_index(api.client, keys_dir)  # shard hashes checked here (step I7)
     entries = [e for s in shards for e in s.bundles]
     assert len(entries) == N and {e.id for e in entries} == expected
     assert sorted(e.articles[0].id for e in entries) == sorted(f"c{n}" for n in range(N))
