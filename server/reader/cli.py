@@ -1,0 +1,187 @@
+"""``tamizdat share`` and ``tamizdat fetch``: share links and QR codes, and fetching what a link names.
+
+``fetch`` tries the link's own site, then each mirror in its ``m=`` list
+(bounded client: size cap, timeouts, no off-host redirects), verifies the file
+against the link's root key id (or ``--root-key``), shows the publisher's
+signed notice and asks before the file gets its final, neutral name
+``<bundle id>.zip``. Until then it sits in a hidden ``.part`` file that is
+deleted on refusal or failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from tamizdat.bundles.limits import DEFAULT_LIMITS
+from tamizdat.bundles.verify import VerifiedBundle, check_root_keyid, verify_bundle
+from tamizdat.clikit import emit, guarded, json_option
+from tamizdat.errors import NetworkError, RejectedError, TamizdatError, UsageError
+from tamizdat.fsutil import atomic_write
+
+from . import i18n, links, qr
+
+
+def _lang(option: str | None) -> str:
+    if option:
+        if option not in i18n.LANGS:
+            raise click.BadParameter(f"one of {', '.join(i18n.LANGS)}", param_hint="--lang")
+        return option
+    for var in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(var, "")
+        for part in value.split(":"):
+            base = part.split("_")[0].split(".")[0].lower()
+            if base in i18n.LANGS:
+                return base
+    return i18n.DEFAULT
+
+
+def _keyid(value: str, hint: str) -> str:
+    try:
+        return check_root_keyid(value)
+    except TamizdatError as exc:
+        raise click.BadParameter(exc.message, param_hint=hint) from exc
+
+
+@click.command("share")
+@click.argument("bundle_id")
+@click.option("--mirror", "mirrors", multiple=True, required=True, metavar="URL",
+              help="A site that serves the file; the first one opens the link, the others are fallbacks.")
+@click.option("--root-key", "root_key", required=True, metavar="ID", help="The publisher's root key id (64 hex).")
+@click.option("--png", "png", type=click.Path(dir_okay=False, path_type=Path), help="Write the QR code as PNG.")
+@click.option("--svg", "svg", type=click.Path(dir_okay=False, path_type=Path), help="Write the QR code as SVG.")
+@click.option("--terminal", is_flag=True, help="Draw the QR code in the terminal.")
+@json_option
+@guarded
+def share_cmd(
+    bundle_id: str, mirrors: tuple[str, ...], root_key: str, png: Path | None, svg: Path | None,
+    terminal: bool, as_json: bool,
+) -> None:
+    """Make the share link (and QR code) for a bundle.
+
+    The link is https://<first mirror>/b/<bundle id>#k=<root key id>&m=<other mirrors>.
+    """
+    if sum(x is not None and x is not False for x in (png, svg, terminal or None)) > 1:
+        raise click.UsageError("choose one of --png, --svg and --terminal")
+    if not links.HEX64.match(bundle_id):
+        raise click.BadParameter("a bundle id is 64 lowercase hex digits", param_hint="BUNDLE_ID")
+    key = _keyid(root_key, "--root-key")
+    try:
+        link = links.build_link(mirrors[0], bundle_id, key, list(mirrors[1:]))
+    except TamizdatError as exc:
+        raise click.BadParameter(exc.message, param_hint="--mirror") from exc
+    text = str(link)
+    code = qr.make(text)
+    if png is not None:
+        atomic_write(png, code.png())
+    if svg is not None:
+        atomic_write(svg, ('<?xml version="1.0" encoding="UTF-8"?>\n' + str(code.svg()) + "\n").encode())
+    data = {"ok": True, "link": text, "bytes": len(text.encode()), "level": code.level, "version": code.version}
+    lines = [text]
+    if terminal and not as_json:
+        lines = [code.text(), "", text]
+    emit(as_json, data, "\n".join(lines))
+
+
+async def _download(link: links.ShareLink, keyid: str, part: Path) -> tuple[str, VerifiedBundle, list[str]]:
+    from tamizdat.server.httpclient import BoundedClient, ClientConfig
+
+    tried: list[str] = []
+    config = ClientConfig(connect_timeout=10.0, read_timeout=30.0, total_timeout=600.0)
+    async with BoundedClient(config) as client:
+        for base in link.candidates:
+            url = f"{base}/bundles/{link.bundle_id}.zip"
+            try:
+                await client.fetch_to_file(url, part, max_bytes=DEFAULT_LIMITS.max_bundle_bytes)
+                vb = await asyncio.to_thread(verify_bundle, part, root_keyid=keyid)
+                if vb.bundle_id != link.bundle_id:
+                    raise RejectedError("the mirror sent another file than the link names", code="wrong-id")
+                return base, vb, tried
+            except (NetworkError, RejectedError) as exc:
+                tried.append(f"{base}: {exc.code}")
+                part.unlink(missing_ok=True)
+    raise NetworkError("no mirror in the link gave a file that verifies (" + "; ".join(tried) + ")",
+                       code="no-mirror")
+
+
+def notice_text(vb: VerifiedBundle, lang: str, mirror: str) -> str:
+    """What fetch shows before it asks: our words and the publisher's signed notices."""
+    _ = i18n.translations(lang).gettext
+    m = vb.manifest
+    out = [_("Before you save this file"), ""]
+    out.append(_("The file was downloaded and checked. It is not saved yet: if you answer no, it is deleted now."))
+    out.append("")
+    out.append("== " + _("The publisher’s notice") + " ==")
+    date = i18n.format_date(m.created, lang)
+    if not m.notices:
+        out.append(_("The publisher attached no notice to this file."))
+    for n in m.notices:
+        out.append(_("Signed by %(publisher)s on %(date)s. Shown exactly as the publisher wrote it.")
+                   % {"publisher": m.publisher, "date": date})
+        texts = [(lang, n.text[lang])] if lang in n.text else sorted(n.text.items())
+        for tl, text in texts:
+            out.append(f"[{tl}] {text}")
+        if "*" in n.regions or not n.regions:
+            out.append(_("The publisher says this notice is for readers everywhere."))
+        else:
+            regions = ", ".join(i18n.region_name(c, lang) for c in n.regions)
+            out.append(_("The publisher says this notice is for people in: %(regions)s.") % {"regions": regions})
+        out.append("")
+    out.append(_("Saving puts a copy of this file on your device. You can read the articles on a mirror’s "
+                 "pages instead, without saving."))
+    out.append(_("A saved file stays on your device until you delete it. Anyone who checks the device can "
+                 "find it. Your network could see which mirror you used: %(mirror)s.") % {"mirror": mirror})
+    return "\n".join(out)
+
+
+@click.command("fetch")
+@click.argument("link")
+@click.option("-o", "--output-dir", "out_dir", default=".", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to save <bundle id>.zip in (default: here).")
+@click.option("--root-key", "root_key", default=None, metavar="ID",
+              help="The root key id you pinned; the link's k= must match it.")
+@click.option("--yes", is_flag=True, help="Save without asking (for scripts); the notice is still shown.")
+@click.option("--lang", default=None, metavar="LANG", help="Language of the notice: en, ru, uk or fa.")
+@json_option
+@guarded
+def fetch_cmd(link: str, out_dir: Path, root_key: str | None, yes: bool, lang: str | None, as_json: bool) -> None:
+    """Fetch the bundle a share link names, verify it, show its notice, then save it as <bundle id>.zip."""
+    ui = _lang(lang)
+    _ = i18n.translations(ui).gettext
+    share = links.parse_link(link)
+    keyid = share.root_keyid
+    if root_key is not None:
+        pinned = _keyid(root_key, "--root-key")
+        if pinned != share.root_keyid:
+            raise RejectedError("the link names another root key than the one you pinned", code="key-mismatch")
+        keyid = pinned
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / f"{share.bundle_id}.zip"
+    if final.exists():
+        raise UsageError(f"{final.name} already exists in {out_dir}", code="exists")
+    part = out_dir / f".{share.bundle_id}.part"
+    try:
+        mirror, vb, tried = asyncio.run(_download(share, keyid, part))
+        click.echo(notice_text(vb, ui, mirror), err=True)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UsageError("nothing saved: no terminal to ask; run again with --yes to save", code="no-confirm")
+            if not click.confirm(_("Save the file?"), default=False, err=True):
+                part.unlink(missing_ok=True)
+                raise RejectedError(_("Not saved. The downloaded copy was deleted."), code="declined")
+        os.replace(part, final)
+    finally:
+        part.unlink(missing_ok=True)
+    data = {"ok": True, "bundle_id": vb.bundle_id, "path": str(final), "mirror": mirror, "failed": tried,
+            "size": vb.size}
+    emit(as_json, data, _("Saved: %(path)s") % {"path": str(final)})
+
+
+def register(group: click.Group) -> None:
+    """Add ``share`` and ``fetch`` to the ``tamizdat`` command."""
+    group.add_command(share_cmd)
+    group.add_command(fetch_cmd)
