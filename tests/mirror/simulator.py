@@ -66,6 +66,7 @@ class Simulator:
     requests: list[str] = field(default_factory=list)
     index_version: int = 0
     articles: int = 0
+    bundle_delay: float = 0.0  # seconds before each bundle response (to widen windows in crash tests)
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -271,6 +272,8 @@ class Simulator:
         data = self.files.get(rel)
         if data is None:
             raise web.HTTPNotFound()
+        if self.bundle_delay and rel.startswith("bundles/"):
+            await asyncio.sleep(self.bundle_delay)
         return web.Response(body=data, content_type="application/octet-stream")
 
     @contextmanager
