@@ -389,6 +389,10 @@ class Publisher:
             for path in (self.data.bundle_path(bid), self.data.tmp / f"{bid}.zip"):
                 path.unlink(missing_ok=True)
 
+    def _remove_shards(self, names: Sequence[str]) -> None:
+        for sha in names:
+            self.data.shard_path(sha).unlink(missing_ok=True)
+
     async def _collect_shards(self, now: dt.datetime, current: set[str]) -> None:
         cutoff = timefmt.format(now - dt.timedelta(seconds=self.config.shard_grace))
         async with self.store.tx(write=False) as tx:
@@ -396,7 +400,7 @@ class Publisher:
         old = [s for s in old if s not in current]
         if not old:
             return
-        await asyncio.to_thread(lambda: [self.data.shard_path(s).unlink(missing_ok=True) for s in old])
+        await asyncio.to_thread(self._remove_shards, old)
         async with self.store.tx() as tx:
             await tx.many("DELETE FROM shard_files WHERE sha256 = ?", [(s,) for s in old])
 
