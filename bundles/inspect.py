@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,18 @@ def inspect_bundle(path: Path) -> dict[str, Any]:
                 out["manifest"] = strictjson.loads(env.payload)
                 out["bundle_id"] = bundle_id(env.payload)
                 out["signatures"] = [s.keyid for s in env.signatures]
-        except (KeyError, TamizdatError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        # zipfile also raises zlib.error (corrupt deflate data), RuntimeError (an encrypted
+        # entry) and NotImplementedError (an unknown method): all mean an unreadable manifest.
+        except (
+            KeyError,
+            TamizdatError,
+            zipfile.BadZipFile,
+            ValueError,
+            OSError,
+            zlib.error,
+            RuntimeError,
+            NotImplementedError,
+            EOFError,
+        ) as exc:
             out["manifest_error"] = str(exc)
     return out
