@@ -9,6 +9,8 @@ a new index version. Per-article locks keep versions of one article in order.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import hashlib
 import json
 import secrets
@@ -30,6 +32,7 @@ from .keyring import Keyring
 from .rounds import Publisher, insert_bundle
 from .store import Store, Tx
 
+CPU_WORKERS = 2
 MEDIA_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 
@@ -75,6 +78,9 @@ class Origin:
         self.keyring = keyring
         self.publisher = publisher
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # Packaging is mostly pure Python (Markdown, templates): more threads than cores only
+        # fight over the GIL and starve the event loop, so a small pool of its own.
+        self._cpu = concurrent.futures.ThreadPoolExecutor(max_workers=CPU_WORKERS, thread_name_prefix="tamizdat-pack")
 
     @asynccontextmanager
     async def _locked(self, key: str) -> AsyncIterator[None]:
@@ -90,7 +96,7 @@ class Origin:
         now = timefmt.now()
         keys = await asyncio.to_thread(self.keyring.snapshot)
         signer = self.keyring.signer("bundle", now)
-        return await asyncio.to_thread(
+        job = functools.partial(
             packager.pack,
             inp,
             signer=signer,
@@ -100,6 +106,7 @@ class Origin:
             created=now,
             index_lang=index_lang,
         )
+        return await asyncio.get_running_loop().run_in_executor(self._cpu, job)
 
     def _discard(self, packed: packager.Packed) -> None:
         packed.path.unlink(missing_ok=True)
