@@ -137,7 +137,8 @@ class Reader:
         now = timefmt.now()
         path = lang_path or r.request.path
         langs = [
-            {"code": c, "name": i18n.NATIVE[c], "href": f"{path}?lang={c}", "current": c == r.lang}
+            # The landing page links to "?lang=xx" alone: its bytes must not name the file.
+            {"code": c, "name": i18n.NATIVE[c], "href": f"{'' if landing else path}?lang={c}", "current": c == r.lang}
             for c in i18n.LANGS
         ]
         stale = None
@@ -454,7 +455,7 @@ class Reader:
         r = await self._req(request)
         return self._page(
             r, "landing.html", r._("A shared file"), noindex=True, landing=True, keyid=r.snap.keyid or "",
-            lang_param=r.lang if r.choice.explicit else "", lang_path="/b/" + request.match_info["id"],
+            lang_param=r.lang if r.choice.explicit else "",
         )
 
     async def find(self, request: web.Request) -> web.Response:

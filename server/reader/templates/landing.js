@@ -17,5 +17,6 @@ var base=url.origin+url.pathname.replace(/\/+$/,"");var li=document.createElemen
 a.href=base+"/b/"+id+location.hash;a.rel="noreferrer";a.textContent=url.host+url.pathname.replace(/\/+$/,"");
 var b=document.createElement("bdi");b.dir="ltr";b.appendChild(a);li.appendChild(b);list.appendChild(li);n++;});
 if(n)document.getElementById("mirrors").hidden=false;
+Array.prototype.forEach.call(document.querySelectorAll(".langs a"),function(a){a.href=a.getAttribute("href")+location.hash;});
 document.getElementById("nojs").hidden=true;box.hidden=false;
 })();
