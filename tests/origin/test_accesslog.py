@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -13,15 +14,23 @@ from tamizdat.server.accesslog import LOGGER_NAME, PrivateAccessLogger
 
 
 async def test_access_log_has_no_address(aiohttp_client: Any, caplog: pytest.LogCaptureFixture) -> None:
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    caplog.set_level(logging.INFO, logger=LOGGER_NAME)  # aiohttp checks the level when the server starts
     app = web.Application()
-    app.router.add_get("/x", lambda r: web.Response(text="ok"))
+    app.router.add_get("/x", hello)
     server = TestServer(
         app, host="127.0.0.1", access_log=logging.getLogger(LOGGER_NAME), access_log_class=PrivateAccessLogger
     )
     client = await aiohttp_client(server)
-    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
-        resp = await client.get("/x?who=me", headers={"User-Agent": "ReaderPhone/1.0", "X-Forwarded-For": "10.1.2.3"})
-        assert resp.status == 200
+    resp = await client.get("/x?who=me", headers={"User-Agent": "ReaderPhone/1.0", "X-Forwarded-For": "10.1.2.3"})
+    assert resp.status == 200
+    await resp.read()
+    for _ in range(100):  # the access log line is written after the response went out
+        if any(r.name == LOGGER_NAME for r in caplog.records):
+            break
+        await asyncio.sleep(0.01)
     lines = [r.getMessage() for r in caplog.records if r.name == LOGGER_NAME]
     assert lines and lines[0].startswith("GET /x 200 ")
     for line in lines:

@@ -33,7 +33,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 def get(url: str) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (a local test server)
+        with urllib.request.urlopen(url, timeout=5) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()
@@ -94,7 +94,7 @@ def test_serve_publish_fetch_verify(origin: tuple[str, Path, Path, subprocess.Po
     root = KeyDir(keys).chain().newest
 
     def listed() -> bool:
-        status, raw = get(f"{url}/index.json")
+        _status, raw = get(f"{url}/index.json")
         index = verify_index(raw, root).index
         ids = set()
         for ref in index.shards:
