@@ -20,9 +20,8 @@ async def test_access_log_has_no_address(aiohttp_client: Any, caplog: pytest.Log
     caplog.set_level(logging.INFO, logger=LOGGER_NAME)  # aiohttp checks the level when the server starts
     app = web.Application()
     app.router.add_get("/x", hello)
-    server = TestServer(
-        app, host="127.0.0.1", access_log=logging.getLogger(LOGGER_NAME), access_log_class=PrivateAccessLogger
-    )
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server(access_log=logging.getLogger(LOGGER_NAME), access_log_class=PrivateAccessLogger)
     client = await aiohttp_client(server)
     resp = await client.get("/x?who=me", headers={"User-Agent": "ReaderPhone/1.0", "X-Forwarded-For": "10.1.2.3"})
     assert resp.status == 200
