@@ -82,7 +82,7 @@ def format_vkey(name: str, sig_type: int, public_key: bytes) -> str:
 
 def split_vkey(vkey: str) -> tuple[str, bytes, int, bytes]:
     """Parse a vkey into (name, key id, type, public key); checks the key id derivation."""
-    parts = vkey.split("+")
+    parts = vkey.split("+", 2)  # the base64 key may itself hold "+"
     if len(parts) != 3:
         raise NoteFormatError("a vkey is <name>+<key id>+<key>", code="bad-vkey")
     name, hex_id, key64 = parts

@@ -39,7 +39,14 @@ def test_path_split_spec_example() -> None:
 
 @pytest.mark.parametrize(
     ("n", "text"),
-    [(0, "000"), (7, "007"), (999, "999"), (1000, "x001/000"), (1_000_000, "x001/x000/000"), (2**40, "x001/x099/x511/x627/776")],
+    [
+        (0, "000"),
+        (7, "007"),
+        (999, "999"),
+        (1000, "x001/000"),
+        (1_000_000, "x001/x000/000"),
+        (2**40, "x001/x099/x511/x627/776"),
+    ],
 )
 def test_format_index(n: int, text: str) -> None:
     assert format_index(n) == text
