@@ -629,6 +629,7 @@ async function readStructure(src) {
     if (h.made !== 0x0314 || h.needed !== 20 || h.flags || h.mtime || h.mdate !== 0x21 || h.xlen || h.clen ||
         h.disk || h.iattr || h.eattr !== 0x81a40000) fail(7, "zip-not-canonical");
     if (h.method === 0 && h.csize !== h.size) fail(7, "zip-not-canonical", "stored sizes differ");
+    if (h.method !== (/\.(jpg|png|webp)$/.test(h.name) ? 0 : 8)) fail(7, "zip-not-canonical", "method");
   }
   // Step 8: unique, safe, sorted names.
   const seen = new Set(), folded = new Set();
