@@ -74,12 +74,13 @@ def _origin_ctx(data: DataDir, keys_dir: Path, values: dict[str, Any]) -> Callab
             shard_grace=int(values["shard_grace"]),
         )
         publisher = Publisher(store, data, keyring, config)
-        app[ORIGIN] = Origin(data, values, store, keyring, publisher)
+        origin = app[ORIGIN] = Origin(data, values, store, keyring, publisher)
         try:
             await publisher.start()
             yield
         finally:
             await publisher.stop()
+            origin.close()
             await store.close()
 
     return ctx

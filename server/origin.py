@@ -82,6 +82,10 @@ class Origin:
         # fight over the GIL and starve the event loop, so a small pool of its own.
         self._cpu = concurrent.futures.ThreadPoolExecutor(max_workers=CPU_WORKERS, thread_name_prefix="tamizdat-pack")
 
+    def close(self) -> None:
+        """Stop the packaging pool (after the app stopped taking requests)."""
+        self._cpu.shutdown(wait=True, cancel_futures=True)
+
     @asynccontextmanager
     async def _locked(self, key: str) -> AsyncIterator[None]:
         lock = self._locks.get(key)

@@ -7,8 +7,10 @@ import json
 import shutil
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 from PIL import Image
 
 from tamizdat.errors import FormatError
@@ -136,3 +138,20 @@ def test_front_matter_errors() -> None:
         split_front_matter("---\n- a list\n---\nbody", "x.md")
     meta, body = split_front_matter("---\nid: a\npublished: 2026-01-01\n---\nbody\n", "x.md")
     assert meta == {"id": "a", "published": "2026-01-01T00:00:00Z"} and body == "body\n"
+
+
+async def test_import_feed_from_url(api: Api, aiohttp_server: Any) -> None:
+    """A feed URL goes through the bounded HTTP client (here a local server on 127.0.0.1)."""
+    body = (ASSETS / "feed.atom").read_bytes()
+
+    async def feed(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/atom+xml")
+
+    app = web.Application()
+    app.router.add_get("/feed.atom", feed)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    url = str(server.make_url("/feed.atom"))
+    first = await import_feed(url, server=base_url(api), token=api.token)
+    again = await import_feed(url, server=base_url(api), token=api.token)
+    assert [r["action"] for r in first] == ["created", "created"]
+    assert [r["action"] for r in again] == ["unchanged", "unchanged"]
