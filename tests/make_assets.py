@@ -1,6 +1,7 @@
 """Regenerate every checked-in fixture under tests/assets/ from fixed seeds.
 
-    /work/venv/bin/python tests/make_assets.py
+    python tests/make_assets.py            # rewrite tests/assets/
+    python tests/make_assets.py OUT_DIR    # write a copy elsewhere
 
 - ``golden/``: bundles built by tamizdat itself from fixed keys
   (``KeyDir.init(seeds=...)``), fixed times and fixed inputs, plus the key
@@ -922,10 +923,14 @@ def generate(assets: Path = ASSETS) -> None:
         build_bad(assets / "golden" / "article-en.zip", work / "bad", assets / "bad")
 
 
-def main() -> None:
-    generate(ASSETS)
-    print(f"wrote {len(list((ASSETS / 'golden').glob('*.zip')))} golden and {len(BAD)} bad bundles under {ASSETS}")
+def main(argv: list[str]) -> None:
+    """``make_assets.py [ASSETS_DIR]``: rewrite tests/assets (or write a copy elsewhere)."""
+    assets = Path(argv[0]) if argv else ASSETS
+    for folder in ("golden", "bad"):
+        (assets / folder).mkdir(parents=True, exist_ok=True)
+    generate(assets)
+    print(f"wrote {len(list((assets / 'golden').glob('*.zip')))} golden and {len(BAD)} bad bundles under {assets}")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

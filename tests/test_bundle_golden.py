@@ -146,3 +146,22 @@ def test_cli_bundle_build_reproduces_the_article_golden(tmp_path: Path, clean_en
     assert report["bundle_id"] == BUNDLE_IDS["article-en.zip"]
     assert report["signing_keyid"] == GOLDEN_SIGNING_KEY.keyid
     assert out.read_bytes() == (GOLDEN / "article-en.zip").read_bytes()
+
+
+def test_make_assets_script_writes_the_same_tree(tmp_path: Path) -> None:
+    """``python tests/make_assets.py DIR`` works as a script and reproduces tests/assets/ exactly."""
+    import subprocess
+    import sys
+
+    from helpers import ASSETS, TESTS
+
+    out = tmp_path / "assets"
+    result = subprocess.run(
+        [sys.executable, str(TESTS / "make_assets.py"), str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    for folder in ("golden", "bad"):
+        made = sorted(p.relative_to(out) for p in (out / folder).rglob("*") if p.is_file())
+        assert made == sorted(p.relative_to(ASSETS) for p in (ASSETS / folder).rglob("*") if p.is_file())
+        for rel in made:
+            assert (out / rel).read_bytes() == (ASSETS / rel).read_bytes(), rel

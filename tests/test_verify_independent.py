@@ -109,3 +109,15 @@ def test_unzip_t_sees_the_corrupt_article_too() -> None:
         [unzip, "-t", str(BAD / "article-byte-flipped.zip")], capture_output=True, timeout=30, check=False
     )
     assert result.returncode != 0
+
+
+def test_a_missing_tool_fails_under_ci_and_skips_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception):
+        require_tool("openssl")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        require_tool("openssl")
