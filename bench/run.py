@@ -1,0 +1,84 @@
+"""Run every benchmark in bench/ (modules named ``*_bench.py``) and print one table.
+
+    python -m bench.run            # full mode (figures for bench/README.md)
+    python -m bench.run --quick    # small sizes, 2 rounds: CI runs this so the benchmark cannot rot
+    python -m bench.run --json out.json
+
+Each module exposes ``run(ctx: Context) -> list[Result]``. Unmet goals are
+reported, never fatal: the exit status is non-zero only if a benchmark fails
+to run (for example a fixture that no longer verifies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+
+from .common import Context, Result, machine_info, table, to_json
+
+FULL_REPEATS = 7
+QUICK_REPEATS = 2
+
+
+def discover(only: str | None = None) -> list[ModuleType]:
+    """The benchmark modules of this package, by name, optionally filtered by a substring."""
+    package = Path(__file__).parent
+    names = sorted(m.name for m in pkgutil.iter_modules([str(package)]) if m.name.endswith("_bench"))
+    return [importlib.import_module(f"{__package__}.{n}") for n in names if only is None or only in n]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes and 2 rounds (CI smoke run, < 30 s)")
+    parser.add_argument("--json", metavar="FILE", type=Path, help="also write the figures as JSON to FILE")
+    parser.add_argument("--only", metavar="NAME", help="run only benchmark modules whose name contains NAME")
+    args = parser.parse_args(argv)
+
+    machine = machine_info()  # load average taken before the run: other work on the machine skews timings
+    mode = "quick" if args.quick else "full"
+    repeats = QUICK_REPEATS if args.quick else FULL_REPEATS
+    modules = discover(args.only)
+    if not modules:
+        parser.error(f"no benchmark module matches {args.only!r}")
+    results: list[Result] = []
+    notes: list[str] = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="tamizdat-bench-") as tmp:
+        for module in modules:
+            name = module.__name__.rsplit(".", 1)[-1]
+            print(f"{name} ({mode})", file=sys.stderr, flush=True)
+            ctx = Context(quick=args.quick, workdir=Path(tmp) / name, repeats=repeats)
+            ctx.workdir.mkdir()
+            results.extend(module.run(ctx))
+            notes.extend(ctx.notes)
+    elapsed = time.perf_counter() - started
+    sys.stderr.flush()
+
+    print(
+        f"tamizdat benchmarks, {mode} mode: {machine['cpu']}, {machine['nproc']} CPUs, "
+        f"Python {machine['python']}, load {' '.join(f'{x:.2f}' for x in machine['loadavg'] or ())} "
+        f"({elapsed:.1f} s; medians of {repeats}+ rounds)"
+    )
+    print()
+    print(table(results))
+    print()
+    for note in notes:
+        print(f"- {note}")
+    unmet = [r.name for r in results if r.met is False]
+    print(f"\ngoals met: {sum(r.met is True for r in results)}/{sum(r.met is not None for r in results)}")
+    if unmet:
+        print("not met: " + "; ".join(unmet))
+    if args.json:
+        meta = {"mode": mode, "machine": machine, "elapsed_s": round(elapsed, 2), "repeats": repeats, "notes": notes}
+        args.json.write_text(to_json(results, meta) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

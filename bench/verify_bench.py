@@ -1,0 +1,235 @@
+"""``verify_bundle``: time against a raw ``zipfile`` + SHA-256 reader, and peak memory.
+
+Figures (bench/README.md explains each):
+
+- a one-article bundle of about 10 KB: time per bundle and ratio to the baseline,
+  next to the floor no verifier can go below (the baseline plus the Ed25519
+  checks), and the same for a publisher that has rotated its signing key twice
+  (three root versions carried);
+- a mixed bundle (90% stored random media in entries of a few MB, 10% deflated
+  article HTML/JSON): ratio to the baseline and MB/s;
+- peak RSS of a fresh interpreter that imports tamizdat and verifies a bigger
+  mixed bundle, next to its RSS right after the imports.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from tamizdat.bundles.build import BuiltBundle
+from tamizdat.bundles.manifest import MANIFEST_NAME, root_entry_name
+from tamizdat.bundles.verify import verify_bundle
+from tamizdat.keys.dsse import BUNDLE_TYPE, ROOT_TYPE, Envelope, pae
+
+from .baseline import zipfile_sha256
+from .common import (
+    MB,
+    Context,
+    Publisher,
+    Result,
+    build_mixed,
+    build_small,
+    child_memory,
+    compare,
+    entry_stats,
+    make_publisher,
+    measure,
+)
+
+RATIO_GOAL = 0.8  # verify at least 0.8x as fast as the baseline (baseline_time / verify_time)
+SMALL_GOAL_MS = 1.0  # a 10 KB bundle verifies in under 1 ms
+RSS_GOAL_MB = 64.0  # peak RSS of a fresh interpreter verifying the big bundle
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _sizes(quick: bool) -> tuple[int, int]:
+    """Total content of the throughput bundle and of the memory bundle, in bytes."""
+    return (10 * MB, 20 * MB) if quick else (100 * MB, 200 * MB)
+
+
+def _label(n: int) -> str:
+    return f"{n // MB} MB" if n >= MB else f"{n // 1000} KB"
+
+
+def _check(pub: Publisher, built: BuiltBundle) -> None:
+    """Both readers must succeed and agree with the manifest, or the figures mean nothing."""
+    verified = verify_bundle(built.path, root_keyid=pub.root_keyid)
+    digests = zipfile_sha256(built.path)
+    if verified.bundle_id != built.bundle_id or any(digests[f.path] != f.sha256 for f in built.manifest.files):
+        raise RuntimeError(f"{built.path.name}: the verifier and the baseline disagree with the manifest")
+
+
+def _describe(ctx: Context, label: str, built: BuiltBundle) -> dict[str, int]:
+    stats = entry_stats(built.path)
+    ctx.note(
+        f"{label} bundle: {built.size:,} bytes on disk, {stats['entries']} entries, "
+        f"{stats['stored_bytes']:,} bytes stored media, {stats['deflated_bytes']:,} bytes of text "
+        f"deflated to {stats['deflated_compressed']:,}"
+    )
+    return {"file_bytes": built.size, **stats}
+
+
+def _ratio_row(name: str, verify_s: float, base_s: float, extra: dict[str, int]) -> Result:
+    ratio = base_s / verify_s
+    return Result(
+        name=name,
+        value=verify_s * 1e3,
+        unit="ms",
+        baseline=base_s * 1e3,
+        ratio=f"{ratio:.2f}x",
+        goal=f">= {RATIO_GOAL}x",
+        met=ratio >= RATIO_GOAL,
+        extra=extra,
+    )
+
+
+def signature_checks(pub: Publisher, built: BuiltBundle) -> tuple[int, Callable[[], None]]:
+    """The Ed25519 checks no verifier can skip on this bundle: each carried root's and the manifest's.
+
+    Returns their number and a function doing exactly them (with ``cryptography``, as the verifier does).
+    """
+    with zipfile.ZipFile(built.path) as zf:
+        docs = [(zf.read(root_entry_name(v)), ROOT_TYPE) for v in range(1, len(pub.chain.roots) + 1)]
+        docs.append((zf.read(MANIFEST_NAME), BUNDLE_TYPE))
+    keys = {pub.signer.keyid: pub.signer.public.raw}
+    for root in pub.chain.roots:
+        keys.update({kid: k.raw for kid, k in root.root_keys.items()})
+    checks: list[tuple[bytes, bytes, bytes]] = []
+    for data, payload_type in docs:
+        env = Envelope.from_bytes(data, expected_type=payload_type)
+        message = pae(payload_type, env.payload)
+        checks.extend((keys[s.keyid], s.sig, message) for s in env.signatures if s.keyid in keys)
+
+    def verify_all() -> None:
+        for raw, sig, message in checks:
+            Ed25519PublicKey.from_public_bytes(raw).verify(sig, message)
+
+    return len(checks), verify_all
+
+
+def bench_small(ctx: Context, pub: Publisher, label: str, *, goals: bool) -> list[Result]:
+    """A one-article bundle of about 10 KB: time per bundle, ratio, and the signature floor.
+
+    With ``goals``, the two goal rows (ratio, time per bundle); else one informational row.
+    """
+    name = f"verify {label}"
+    ctx.log(f"{label} bundle: building")
+    built = build_small(pub, ctx.workdir / f"small-{len(pub.chain.roots)}.zip")
+    _check(pub, built)
+    extra = _describe(ctx, label, built)
+    ctx.log(f"{label} bundle: timing")
+    rounds, min_sample_s = max(3, 2 * ctx.repeats), 0.05 if ctx.quick else 0.2
+    verify_s, base_s = compare(
+        lambda: verify_bundle(built.path, root_keyid=pub.root_keyid),
+        lambda: zipfile_sha256(built.path),
+        repeats=rounds,
+        min_sample_s=min_sample_s,
+    )
+    n_sigs, check_sigs = signature_checks(pub, built)
+    floor_s = base_s + measure(check_sigs, repeats=rounds, min_sample_s=min_sample_s)
+    ms = verify_s * 1e3
+    rows = [_ratio_row(f"{name}: vs baseline", verify_s, base_s, extra)]
+    if goals:
+        rows.append(
+            Result(
+                name=f"{name}: time per bundle",
+                value=ms,
+                unit="ms",
+                baseline=base_s * 1e3,
+                ratio=f"{base_s / verify_s:.2f}x",
+                goal=f"< {SMALL_GOAL_MS:g} ms",
+                met=ms < SMALL_GOAL_MS,
+                extra=extra,
+            )
+        )
+    else:
+        rows[0] = replace(rows[0], goal="-", met=None)
+    rows.append(
+        Result(
+            name=f"{name}: floor (baseline + {n_sigs} sig checks)",
+            value=floor_s * 1e3,
+            unit="ms",
+            baseline=base_s * 1e3,
+            ratio=f"{base_s / floor_s:.2f}x",
+            extra={"signature_checks": n_sigs, "signatures_ms": (floor_s - base_s) * 1e3},
+        )
+    )
+    return rows
+
+
+def bench_large(ctx: Context, pub: Publisher, total: int) -> list[Result]:
+    label = _label(total)
+    ctx.log(f"{label} bundle: building")
+    built = build_mixed(pub, ctx.workdir / "large.zip", media_bytes=total * 9 // 10, text_bytes=total // 10)
+    _check(pub, built)
+    extra = _describe(ctx, label, built)
+    content = extra["stored_bytes"] + extra["deflated_bytes"]
+    ctx.log(f"{label} bundle: timing")
+    verify_s, base_s = compare(
+        lambda: verify_bundle(built.path, root_keyid=pub.root_keyid),
+        lambda: zipfile_sha256(built.path),
+        repeats=ctx.repeats,
+    )
+    verify_mbs, base_mbs = content / verify_s / MB, content / base_s / MB
+    return [
+        _ratio_row(f"verify {label}: vs baseline", verify_s, base_s, extra),
+        Result(
+            name=f"verify {label}: throughput",
+            value=verify_mbs,
+            unit="MB/s",
+            baseline=base_mbs,
+            ratio=f"{verify_mbs / base_mbs:.2f}x",
+            extra={"content_bytes": content},
+        ),
+    ]
+
+
+def bench_rss(ctx: Context, pub: Publisher, total: int) -> list[Result]:
+    label = _label(total)
+    ctx.log(f"{label} bundle: building")
+    built = build_mixed(pub, ctx.workdir / "memory.zip", media_bytes=total * 9 // 10, text_bytes=total // 10)
+    _check(pub, built)
+    extra = _describe(ctx, label, built)
+    ctx.log(f"{label} bundle: peak RSS in fresh interpreters")
+    # The verifying child runs first: RUSAGE_CHILDREN then reports its peak alone (a cross-check of VmHWM).
+    mem = child_memory("verify", built.path, pub.root_keyid)
+    base = child_memory("zipfile", built.path, str(REPO_ROOT))
+    peak, imports = mem.peak_rss / MB, mem.imports_rss / MB
+    base_peak, base_imports = base.peak_rss / MB, base.imports_rss / MB
+    return [
+        Result(
+            name=f"peak RSS verify {label} (vs imports)",
+            value=peak,
+            unit="MB",
+            baseline=imports,
+            ratio=f"+{peak - imports:.1f} MB",
+            goal=f"< {RSS_GOAL_MB:g} MB",
+            met=peak < RSS_GOAL_MB,
+            extra={**extra, "ru_maxrss_children": mem.children_maxrss},
+        ),
+        Result(
+            name=f"peak RSS zipfile {label} (vs imports)",
+            value=base_peak,
+            unit="MB",
+            baseline=base_imports,
+            ratio=f"+{base_peak - base_imports:.1f} MB",
+            extra=extra,
+        ),
+    ]
+
+
+def run(ctx: Context) -> list[Result]:
+    pub = make_publisher(ctx.workdir / "keys")
+    rotated = make_publisher(ctx.workdir / "keys-rotated", rotations=2)
+    large, memory = _sizes(ctx.quick)
+    return [
+        *bench_small(ctx, pub, "10 KB", goals=True),
+        *bench_small(ctx, rotated, "10 KB, 3 roots", goals=False),
+        *bench_large(ctx, pub, large),
+        *bench_rss(ctx, pub, memory),
+    ]
