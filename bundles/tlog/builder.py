@@ -24,6 +24,7 @@ after whatever grace period the operator keeps.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -129,9 +130,37 @@ class TreeBuilder:
         return index
 
     def extend(self, entries: Iterable[bytes]) -> int:
-        """Append entries; returns the new size."""
-        for e in entries:
-            self.append(e)
+        """Append entries; returns the new size. Same result as :meth:`append` in a loop, faster."""
+        pending = list(entries)
+        if max(map(len, pending), default=0) > 0xFFFF:
+            raise TileError("log entry is longer than 65,535 bytes", code="bad-entry")
+        if self._size + len(pending) > MAX_TREE_SIZE:
+            raise TileError("tree is full", code="bad-tile")
+        sha = hashlib.sha256
+        i = 0
+        while i < len(pending):
+            # Fill the current level-0 tile and entry bundle (they share boundaries).
+            room = TILE_WIDTH - len(self._entries)
+            chunk = pending[i : i + room]
+            i += len(chunk)
+            self._entries.extend(chunk)
+            row = self._edge[0]
+            row.extend([sha(b"\x00" + e).digest() for e in chunk])
+            self._size += len(chunk)
+            if len(row) == TILE_WIDTH:
+                n = (self._size - 1) >> TILE_HEIGHT
+                self._bundles.append((TileId(ENTRIES, n), encode_entry_bundle(self._entries)))
+                self._entries = []
+                self._retire(ENTRIES, n)
+                self._tiles.append((TileId(0, n), b"".join(row)))
+                h = perfect_root(row)
+                self._edge[0] = []
+                self._retire(0, n)
+                self._size -= 1  # _push reads _size as the index of the leaf that completed the tile
+                if len(self._edge) == 1:
+                    self._edge.append([])
+                self._push(1, h)
+                self._size += 1
         return self._size
 
     def _push(self, level: int, h: bytes) -> None:

@@ -258,13 +258,10 @@ def tile_hash_reader(size: int, read_tile: TileReader) -> Callable[[Sequence[Nod
 
 def encode_entry_bundle(entries: Iterable[bytes]) -> bytes:
     """Concatenate entries, each prefixed by its big-endian uint16 length."""
-    parts: list[bytes] = []
-    for e in entries:
-        if len(e) > MAX_ENTRY_SIZE:
-            raise TileError("log entry is longer than 65,535 bytes", code="bad-entry")
-        parts.append(len(e).to_bytes(2, "big"))
-        parts.append(e)
-    return b"".join(parts)
+    items = list(entries)
+    if max(map(len, items), default=0) > MAX_ENTRY_SIZE:
+        raise TileError("log entry is longer than 65,535 bytes", code="bad-entry")
+    return b"".join([len(e).to_bytes(2, "big") + e for e in items])
 
 
 def decode_entry_bundle(data: bytes, width: int | None = None) -> list[bytes]:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tamizdat.bundles.tlog.builder import TreeBuilder
+from tamizdat.bundles.tlog.builder import TileBatch, TreeBuilder
 from tamizdat.bundles.tlog.errors import TileError
 from tamizdat.bundles.tlog.hashing import EMPTY_ROOT, leaf_hash
 from tamizdat.bundles.tlog.proofs import MemoryTree, prove_inclusion, tree_root
@@ -165,10 +165,10 @@ def test_split_hashes_sizes() -> None:
 # -- the builder --------------------------------------------------------------------------------
 
 
-def _build(sizes: list[int]) -> tuple[TreeBuilder, TileStore, list]:  # type: ignore[type-arg]
+def _build(sizes: list[int]) -> tuple[TreeBuilder, TileStore, list[TileBatch]]:
     b = TreeBuilder()
     store = TileStore()
-    batches = []
+    batches: list[TileBatch] = []
     for s in sizes:
         b.extend(entry(i) for i in range(b.size, s))
         batch = b.flush()
@@ -310,3 +310,22 @@ def test_proof_from_tiles_with_vanished_partials() -> None:
 def test_entry_too_large() -> None:
     with pytest.raises(TileError):
         TreeBuilder().append(b"x" * 65536)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=700), min_size=1, max_size=6))
+def test_extend_equals_append(chunks: list[int]) -> None:
+    one, two = TreeBuilder(), TreeBuilder()
+    n = 0
+    for c in chunks:
+        batch = [entry(i) for i in range(n, n + c)]
+        n += c
+        for e in batch:
+            one.append(e)
+        assert two.extend(batch) == n
+        a, b = one.flush(), two.flush()
+        assert a.files() == b.files() and a.garbage == b.garbage and a.root == b.root
+    assert one.compact_range() == two.compact_range()
+    with pytest.raises(TileError):
+        two.extend([b"ok", b"x" * 65536])
+    assert two.size == n

@@ -1,0 +1,281 @@
+"""Transparency log (bundles/tlog): building tiles, proof sizes, catching up, storage.
+
+For ``N`` synthetic 34-byte tamizdat leaves (1,000,000; quick mode 50,000),
+appended in publishing rounds of 1,000 leaves, each round flushed to an
+in-memory file tree with partial-tile collection:
+
+- time to append every leaf and build all tiles and entry bundles, against a
+  raw ``hashlib`` loop over the same number of leaf and node hashes (N leaf
+  hashes, N - 1 node hashes: the internal nodes of any tree of N leaves);
+- the largest inclusion proof over sampled leaves (goal <= 20 hashes at 1M) and
+  the size of a ``.tlog-proof`` file with a log signature and four cosignatures
+  (goal <= 2 KB);
+- catching up 1,000 leaves: a consistency proof computed from the new tree's
+  tiles and verified (a light witness), and, for a full mirror, resuming the tree
+  state from tiles, appending the 1,000 entries and checking the root;
+- bytes kept on disk after collection: full tiles, entry bundles and the partials
+  older checkpoints still need (goal <= 32.2 B + 36 B per leaf + 64 KB), next to
+  what the dead partials would add without collection.
+
+Times are CPU seconds of this process (medians), so that other work on a
+shared machine does not skew them; the baselines are measured the same way.
+``main(quick)`` returns plain rows (name, value, unit, baseline, ratio, goal,
+met); ``run(ctx)`` adapts them for ``bench/run``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tamizdat.bundles.tlog.builder import TreeBuilder
+from tamizdat.bundles.tlog.checkpoint import Checkpoint, sign_checkpoint
+from tamizdat.bundles.tlog.cosignature import CosignatureSigner
+from tamizdat.bundles.tlog.hashing import leaf_hash
+from tamizdat.bundles.tlog.leaf import Leaf, LeafKind, log_origin
+from tamizdat.bundles.tlog.note import Ed25519Signer, Note
+from tamizdat.bundles.tlog.policy import Policy
+from tamizdat.bundles.tlog.proof_file import ProofFile
+from tamizdat.bundles.tlog.proofs import (
+    nodes_for_consistency,
+    prove_consistency,
+    prove_inclusion,
+    verify_consistency,
+)
+from tamizdat.bundles.tlog.tiles import TileId, tile_hash_reader, tile_layout, tiles_for_inclusion
+from tamizdat.keys.ed25519 import SigningKey
+
+if TYPE_CHECKING:
+    from .common import Context, Result
+
+ROUND = 1_000  # leaves per publishing round (one flush, one checkpoint)
+CATCH_UP = 1_000
+NOW = 1_767_225_600
+Row = dict[str, Any]
+
+
+def _entries(n: int) -> list[bytes]:
+    """Synthetic leaves: bundles, with an index leaf closing each round."""
+    out = []
+    for i in range(n):
+        kind = LeafKind.INDEX if i % ROUND == ROUND - 1 else LeafKind.BUNDLE
+        out.append(Leaf(kind, hashlib.sha256(i.to_bytes(8, "big")).digest()).to_bytes())
+    return out
+
+
+class Store:
+    """The static file tree, in memory, with partial-tile collection."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.collected_bytes = 0
+
+    def read(self, tile: TileId) -> bytes:
+        return self.files[tile.path()]
+
+    def size(self) -> int:
+        return sum(len(d) for d in self.files.values())
+
+
+def build(entries: list[bytes], collect: bool = True) -> tuple[TreeBuilder, Store]:
+    builder = TreeBuilder()
+    store = Store()
+    for start in range(0, len(entries), ROUND):
+        builder.extend(entries[start : start + ROUND])
+        batch = builder.flush()
+        for path, data in batch.files():
+            store.files[path] = data
+        if collect:
+            for d in batch.garbage_dirs():
+                for p in [p for p in store.files if p.startswith(d + "/")]:
+                    store.collected_bytes += len(store.files.pop(p))
+    return builder, store
+
+
+def raw_hashes(entries: list[bytes]) -> None:
+    """The baseline: N leaf hashes and N - 1 node hashes with hashlib, nothing else."""
+    sha = hashlib.sha256
+    hashes = [sha(b"\x00" + e).digest() for e in entries]
+    node = b"\x01" + bytes(64)
+    for _ in range(len(entries) - 1):
+        sha(node).digest()
+    del hashes
+
+
+def _median(fn: Callable[[], object], repeats: int) -> float:
+    """Median CPU seconds of ``fn`` (process time: other load on the machine does not count)."""
+    times = []
+    for _ in range(repeats):
+        t = time.process_time()
+        fn()
+        times.append(time.process_time() - t)
+    return statistics.median(times)
+
+
+def _row(
+    name: str,
+    value: float,
+    unit: str,
+    *,
+    baseline: float | None = None,
+    goal: str = "-",
+    met: bool | None = None,
+    ratio: str = "-",
+) -> Row:
+    return {"name": name, "value": value, "unit": unit, "baseline": baseline, "ratio": ratio, "goal": goal, "met": met}
+
+
+def _ratio(baseline: float, value: float) -> str:
+    return f"{baseline / value:.2f}x" if value else "-"
+
+
+def main(quick: bool) -> list[Row]:
+    n = 50_000 if quick else 1_000_000
+    repeats = 1 if quick else 3
+    label = f"{n // 1000}k leaves"
+    entries = _entries(n)
+    rows: list[Row] = []
+
+    # 1. Append and build tiles (rounds of 1,000 with flushes and collection).
+    result: dict[str, tuple[TreeBuilder, Store]] = {}
+
+    def run_build() -> None:
+        result["x"] = build(entries)
+
+    t_build = _median(run_build, repeats)
+    t_raw = _median(lambda: raw_hashes(entries), repeats)
+    builder, store = result["x"]
+    rows.append(
+        _row(
+            f"tlog: append + tiles, {label}",
+            t_build * 1000,
+            "ms",
+            baseline=t_raw * 1000,
+            ratio=_ratio(t_raw, t_build),
+            goal="info: baseline = raw hashlib, 2N-1 hashes",
+        )
+    )
+
+    # 2. Inclusion proof size and a .tlog-proof with a log signature and four cosignatures.
+    size, root = builder.size, builder.root()
+    read = tile_hash_reader(size, store.read)
+    sample = sorted({*range(0, n, max(1, n // 997)), n - 1, n - 2, n - 257})
+    longest, worst = max((len(prove_inclusion(i, size, read)), i) for i in sample)
+    most_tiles = max(len(tiles_for_inclusion(i, size)) for i in sample)
+    rows.append(_row(f"tlog: inclusion proof, {label}", longest, "hashes", goal="<= 20", met=longest <= 20))
+    rows.append(_row(f"tlog: tiles to build one proof, {label}", most_tiles, "tiles", goal="<= 5", met=most_tiles <= 5))
+
+    origin = log_origin(hashlib.sha256(b"root key").hexdigest())
+    log = Ed25519Signer(origin, SigningKey.from_seed(b"\x01" * 32))
+    seeds = [bytes([2 + i]) * 32 for i in range(4)]
+    mirrors = [
+        CosignatureSigner(f"mirror{i}.example.org/tamizdat", SigningKey.from_seed(sd)) for i, sd in enumerate(seeds)
+    ]
+    cp = Checkpoint(origin, size, root)
+    note = Note.parse(sign_checkpoint(cp, [log])).with_signatures(m.cosign(cp.text(), NOW) for m in mirrors).to_bytes()
+    pf = ProofFile(worst, tuple(prove_inclusion(worst, size, read)), note)
+    policy = Policy.parse(
+        f"log {log.verifier.vkey()}\n"
+        + "".join(f"witness m{i} {m.verifier.vkey()}\n" for i, m in enumerate(mirrors))
+        + "group mirrors 2 m0 m1 m2 m3\nquorum mirrors\n"
+    )
+    ProofFile.parse(pf.to_bytes()).verify(leaf_hash(entries[worst]), policy, origin=origin)
+    t_verify = _median(lambda: ProofFile.parse(pf.to_bytes()).verify(leaf_hash(entries[worst]), policy), 5)
+    proof_bytes = len(pf.to_bytes())
+    rows.append(_row(f"tlog: .tlog-proof file, {label}", proof_bytes, "B", goal="<= 2048 B", met=proof_bytes <= 2048))
+    rows.append(_row("tlog: verify .tlog-proof (log sig + 4 cosigs)", t_verify * 1000, "ms", goal="info"))
+
+    # 3. Catching up 1,000 leaves.
+    old = n - CATCH_UP
+    old_store = _snapshot(entries[:old])  # the mirror's own tiles at its last size
+    old_root = TreeBuilder.resume(old, old_store.read).root()
+
+    def light() -> None:
+        proof = prove_consistency(old, size, tile_hash_reader(size, store.read))
+        verify_consistency(old, size, proof, old_root, root)
+
+    nodes = nodes_for_consistency(old, size)
+    light_hashes = sum((1 << (lv % 8)) - 1 for lv, _ in nodes) + 3 * len(nodes)
+    t_light = _median(light, 5)
+    t_light_raw = _median(lambda: raw_hashes([b"x" * 34] * (light_hashes // 2 + 1)), 5)
+    rows.append(
+        _row(
+            f"tlog: consistency check, {CATCH_UP} new leaves (from tiles)",
+            t_light * 1000,
+            "ms",
+            baseline=t_light_raw * 1000,
+            ratio=_ratio(t_light_raw, t_light),
+            goal="info",
+        )
+    )
+
+    def full_mirror() -> None:
+        b = TreeBuilder.resume(old, old_store.read, root=old_root)
+        b.extend(entries[old:])
+        if b.root() != root:
+            raise AssertionError("mirror rebuilt another root")
+        b.flush()
+
+    t_mirror = _median(full_mirror, 5)
+    t_mirror_raw = _median(lambda: raw_hashes(entries[old:]), 5)
+    rows.append(
+        _row(
+            f"tlog: mirror catch-up, {CATCH_UP} entries (resume, append, tiles)",
+            t_mirror * 1000,
+            "ms",
+            baseline=t_mirror_raw * 1000,
+            ratio=_ratio(t_mirror_raw, t_mirror),
+            goal="info",
+        )
+    )
+
+    # 4. Disk after partial-tile collection, and what collection saved.
+    kept = store.size()
+    budget = int(32.2 * n + 36 * n + 64 * 1024)
+    rows.append(
+        _row(
+            f"tlog: tiles + entries kept, {label}",
+            kept / 1e6,
+            "MB",
+            goal=f"<= {budget / 1e6:.2f} MB",
+            met=kept <= budget,
+        )
+    )
+    current = {t.path() for t in tile_layout(size, entries=True)}
+    older = sum(len(d) for p, d in store.files.items() if p not in current)
+    rows.append(
+        _row(
+            "tlog: of which older partials that older checkpoints need",
+            older / 1e3,
+            "KB",
+            goal="info: kept until their full tile exists",
+        )
+    )
+    collected = store.collected_bytes / 1e6
+    rows.append(_row(f"tlog: dead partials collected, {label}, rounds of {ROUND}", collected, "MB", goal="info"))
+    return rows
+
+
+def _snapshot(entries: list[bytes]) -> Store:
+    """The tiles of a tree of these entries, as a mirror stored them at that size."""
+    return build(entries, collect=True)[1]
+
+
+def run(ctx: Context) -> list[Result]:
+    """Adapter for ``bench/run``."""
+    from .common import Result
+
+    out = []
+    for r in main(ctx.quick):
+        out.append(Result(r["name"], r["value"], r["unit"], r["baseline"], r["ratio"], r["goal"], r["met"]))
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    for row in main("--quick" in sys.argv):
+        print(row)
