@@ -6,7 +6,8 @@
 
 Each module exposes ``run(ctx: Context) -> list[Result]``. Unmet goals are
 reported, never fatal: the exit status is non-zero only if a benchmark fails
-to run (for example a fixture that no longer verifies).
+to run (for example a fixture that no longer verifies); the other modules
+still run and print their figures.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import pkgutil
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
-from types import ModuleType
 
 from .common import Context, Result, machine_info, table, to_json
 
@@ -26,11 +27,17 @@ FULL_REPEATS = 7
 QUICK_REPEATS = 2
 
 
-def discover(only: str | None = None) -> list[ModuleType]:
-    """The benchmark modules of this package, by name, optionally filtered by a substring."""
+def discover(only: str | None = None) -> list[str]:
+    """Names of the benchmark modules of this package, optionally filtered by a substring."""
     package = Path(__file__).parent
     names = sorted(m.name for m in pkgutil.iter_modules([str(package)]) if m.name.endswith("_bench"))
-    return [importlib.import_module(f"{__package__}.{n}") for n in names if only is None or only in n]
+    return [n for n in names if only is None or only in n]
+
+
+def run_module(name: str, ctx: Context) -> list[Result]:
+    module = importlib.import_module(f"{__package__}.{name}")
+    results: list[Result] = module.run(ctx)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,19 +50,23 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()  # load average taken before the run: other work on the machine skews timings
     mode = "quick" if args.quick else "full"
     repeats = QUICK_REPEATS if args.quick else FULL_REPEATS
-    modules = discover(args.only)
-    if not modules:
+    names = discover(args.only)
+    if not names:
         parser.error(f"no benchmark module matches {args.only!r}")
     results: list[Result] = []
     notes: list[str] = []
+    failed: dict[str, str] = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tamizdat-bench-") as tmp:
-        for module in modules:
-            name = module.__name__.rsplit(".", 1)[-1]
+        for name in names:
             print(f"{name} ({mode})", file=sys.stderr, flush=True)
             ctx = Context(quick=args.quick, workdir=Path(tmp) / name, repeats=repeats)
             ctx.workdir.mkdir()
-            results.extend(module.run(ctx))
+            try:
+                results.extend(run_module(name, ctx))
+            except Exception as exc:  # one broken module must not hide the others' figures
+                traceback.print_exc()
+                failed[name] = f"{type(exc).__name__}: {exc}"
             notes.extend(ctx.notes)
     elapsed = time.perf_counter() - started
     sys.stderr.flush()
@@ -74,10 +85,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ngoals met: {sum(r.met is True for r in results)}/{sum(r.met is not None for r in results)}")
     if unmet:
         print("not met: " + "; ".join(unmet))
+    for name, error in failed.items():
+        print(f"FAILED {name}: {error}")
     if args.json:
-        meta = {"mode": mode, "machine": machine, "elapsed_s": round(elapsed, 2), "repeats": repeats, "notes": notes}
+        meta = {
+            "mode": mode,
+            "machine": machine,
+            "elapsed_s": round(elapsed, 2),
+            "repeats": repeats,
+            "notes": notes,
+            "failed": failed,
+        }
         args.json.write_text(to_json(results, meta) + "\n", encoding="utf-8")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
