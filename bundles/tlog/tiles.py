@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .errors import TileError
 from .hashing import HASH_SIZE, MAX_TREE_SIZE, Node, perfect_root
-from .proofs import nodes_for_consistency, nodes_for_inclusion
+from .proofs import nodes_for_consistency, nodes_for_inclusion, prove_consistency, prove_inclusion, tree_root
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT  # 256 hashes
@@ -285,3 +285,21 @@ def decode_entry_bundle(data: bytes, width: int | None = None) -> list[bytes]:
         if len(out) != width:
             raise TileError(f"entry bundle holds {len(out)} entries, want {width}", code="bad-entry-bundle")
     return out
+
+
+# -- conveniences over a tile reader ------------------------------------------------------------
+
+
+def inclusion_proof_from_tiles(index: int, size: int, read_tile: TileReader) -> list[bytes]:
+    """The inclusion proof of ``index`` in the tree of ``size``, computed from its tiles."""
+    return prove_inclusion(index, size, tile_hash_reader(size, read_tile))
+
+
+def consistency_proof_from_tiles(old_size: int, new_size: int, read_tile: TileReader) -> list[bytes]:
+    """The consistency proof ``old_size -> new_size``, computed from the new tree's tiles."""
+    return prove_consistency(old_size, new_size, tile_hash_reader(new_size, read_tile))
+
+
+def root_from_tiles(size: int, read_tile: TileReader) -> bytes:
+    """The root of the tree of ``size`` from its tiles (compare it with a signed checkpoint)."""
+    return tree_root(size, tile_hash_reader(size, read_tile))

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -76,3 +77,8 @@ def parse_size_response(body: bytes) -> int:
     if m is None or int(m.group(1)) > MAX_TREE_SIZE:
         raise WitnessRequestError("malformed tree size response")
     return int(m.group(1))
+
+
+def origin_hash(origin: str) -> str:
+    """Lowercase hex SHA-256 of a log's origin: the path element naming the log in witness URLs."""
+    return hashlib.sha256(origin.encode("utf-8")).hexdigest()

@@ -20,6 +20,7 @@ from tamizdat.bundles.tlog.leaf import (
 from tamizdat.bundles.tlog.witness import (
     AddCheckpointRequest,
     format_size_response,
+    origin_hash,
     parse_size_response,
 )
 
@@ -108,3 +109,7 @@ def test_size_response() -> None:
     for bad in [b"42", b"042\n", b"-1\n", b""]:
         with pytest.raises(WitnessRequestError):
             parse_size_response(bad)
+
+
+def test_origin_hash() -> None:
+    assert origin_hash("example.com/log") == hashlib.sha256(b"example.com/log").hexdigest()

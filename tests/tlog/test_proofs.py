@@ -18,7 +18,14 @@ from tamizdat.bundles.tlog.proofs import (
     verify_consistency,
     verify_inclusion,
 )
-from tamizdat.bundles.tlog.tiles import tile_hash_reader, tiles_for_consistency, tiles_for_inclusion
+from tamizdat.bundles.tlog.tiles import (
+    consistency_proof_from_tiles,
+    inclusion_proof_from_tiles,
+    root_from_tiles,
+    tile_hash_reader,
+    tiles_for_consistency,
+    tiles_for_inclusion,
+)
 
 from .util import TileStore, entry, naive_leaf, naive_mth
 
@@ -106,6 +113,8 @@ def test_inclusion_from_tiles_equals_full_tree(case: tuple[int, int]) -> None:
     from_tiles = prove_inclusion(index, size, tile_hash_reader(size, store.read))
     assert from_tiles == _TREE.inclusion_proof(index, size)
     assert set(store.reads) == set(tiles_for_inclusion(index, size))
+    assert inclusion_proof_from_tiles(index, size, store.read) == from_tiles
+    assert root_from_tiles(size, store.read) == _TREE.root(size)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -117,6 +126,7 @@ def test_consistency_from_tiles_equals_full_tree(case: tuple[int, int]) -> None:
     from_tiles = prove_consistency(old, new, tile_hash_reader(new, store.read))
     assert from_tiles == _TREE.consistency_proof(old, new)
     assert set(store.reads) == set(tiles_for_consistency(old, new))
+    assert consistency_proof_from_tiles(old, new, store.read) == from_tiles
 
 
 # -- tampering: any change of a hash, size or index is rejected -----------------------------------
