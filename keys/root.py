@@ -1,7 +1,7 @@
 """The trust root: root.json documents and the chain from a pinned key id.
 
 Everything here is pure (no I/O): it takes bytes, returns checked objects or
-raises. Step ids refer to docs/format.md ("R" steps: the root chain).
+raises. Step ids refer to docs/format.md (bundle steps 12-15: the root chain).
 """
 
 from __future__ import annotations
@@ -257,7 +257,7 @@ def verify_root_chain(
     *,
     pinned_keyid: str | None = None,
     trusted: bytes | None = None,
-    steps: tuple[str, str, str, str] = ("11", "12", "13", "14"),
+    steps: tuple[str, str, str, str] = ("12", "13", "14", "15"),
 ) -> RootChain:
     """Walk root versions from a trust anchor to the newest one.
 
@@ -266,25 +266,46 @@ def verify_root_chain(
     envelope the caller already trusts, e.g. a newer ``root.json`` given on the
     command line). ``documents`` are the root envelopes carried with the data,
     in version order. ``steps`` names the four checks in docs/format.md
-    (bundle steps 11-14 by default): parse, anchor, consecutive versions,
+    (bundle steps 12-15 by default): parse, anchor, consecutive versions,
     signatures of both versions.
+
+    With a ``trusted`` anchor of version V, carried roots older than V are
+    authenticated backwards: root V-1 belongs to the chain if root V carries a
+    threshold of valid signatures from V-1's keys and V-1 is signed by its own,
+    and so on down. They only
+    extend ``RootChain.roots`` (so the publisher's first root key id stays
+    known); the newest root still governs every decision.
     """
     s_parse, s_anchor, s_gap, s_sig = steps
     if (pinned_keyid is None) == (trusted is None):
         raise ValueError("give exactly one of pinned_keyid and trusted")
     if len(documents) > MAX_ROOT_CHAIN:
         raise FormatError("root chain is too long", code="root-chain", step=s_parse)
-    # Step R1: every carried root parses strictly.
+    # Every carried root parses strictly.
     parsed = [parse_root_envelope(d, step=s_parse) for d in documents]
     raw = list(documents)
 
-    # Step R2: find the anchor.
+    # The anchor.
     if trusted is not None:
         env, root = parse_root_envelope(trusted, step=s_anchor)
         verify_self_signed(env, root, step=s_anchor)
         chain: list[Root] = [root]
         chain_raw: list[bytes] = [trusted]
         rest = [(e, r, b) for (e, r), b in zip(parsed, raw, strict=True) if r.version > root.version]
+        older = {r.version: (e, r, b) for (e, r), b in zip(parsed, raw, strict=True) if r.version < root.version}
+        later_env = env
+        while chain[0].version - 1 in older:
+            prev_env, prev, prev_raw = older[chain[0].version - 1]
+            # Root V-1's keys signed root V, and root V-1 carries its own keys' signatures:
+            # only then is its whole payload the publisher's.
+            if (
+                len(later_env.signed_by(prev.root_keys)) < prev.threshold
+                or len(prev_env.signed_by(prev.root_keys)) < prev.threshold
+            ):
+                break
+            chain.insert(0, prev)
+            chain_raw.insert(0, prev_raw)
+            later_env = prev_env
     else:
         assert pinned_keyid is not None
         start = None
@@ -303,7 +324,7 @@ def verify_root_chain(
         chain, chain_raw = [root], [raw[start]]
         rest = [(e, r, b) for (e, r), b in zip(parsed[start + 1 :], raw[start + 1 :], strict=True)]
 
-    # Steps R3-R4: each next version is exactly N+1, signed by N's and its own root keys.
+    # Each next version is exactly N+1, signed by N's and its own root keys.
     for env, root, data in rest:
         prev = chain[-1]
         if root.version != prev.version + 1:

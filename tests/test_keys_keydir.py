@@ -266,11 +266,6 @@ def test_root_signed_only_by_its_own_keys_is_rejected(keydir: KeyDir) -> None:
     assert info.value.code == "root-chain-signature"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="step 20 with --root: after rotate-root, a trusted newest root does not list the manifest's "
-    "root_keyid (always the version 1 key), so every bundle is rejected with manifest-root-mismatch",
-)
 def test_trusted_newest_root_after_rotate_root_accepts_a_fresh_bundle(keydir: KeyDir, tmp_path: Path) -> None:
     with fixed_key_generation("trusted"):
         keydir.rotate_root(now=T_ROTATE_ROOT)

@@ -23,8 +23,9 @@ from helpers import (
 )
 
 from tamizdat.errors import FormatError, RejectedError, SignatureError
+from tamizdat.keys import dsse
 from tamizdat.keys.ed25519 import SigningKey
-from tamizdat.keys.root import Root, verify_root_chain
+from tamizdat.keys.root import Root, parse_root_envelope, verify_root_chain
 
 ROOTS = [(GOLDEN / "keys" / "roots" / f"{v}.json").read_bytes() for v in (1, 2, 3)]
 V1: dict[str, Any] = json.loads(base64.b64decode(json.loads(ROOTS[0])["payload"]))
@@ -122,10 +123,20 @@ def test_golden_chain_from_the_pinned_id() -> None:
     assert chain.envelopes == tuple(ROOTS)
 
 
-def test_chain_from_a_trusted_root_skips_older_carried_roots() -> None:
+def test_chain_from_a_trusted_root_authenticates_older_carried_roots_backwards() -> None:
     chain = verify_root_chain(ROOTS, trusted=ROOTS[1], steps=STEPS)
-    assert [r.version for r in chain.roots] == [2, 3]
-    assert verify_root_chain(ROOTS[:1], trusted=ROOTS[2]).newest.version == 3
+    assert [r.version for r in chain.roots] == [1, 2, 3]
+    assert chain.envelopes == tuple(ROOTS)
+    # Root 1 is missing: nothing older can be linked; the trusted root still governs.
+    only_new = verify_root_chain(ROOTS[:1], trusted=ROOTS[2])
+    assert [r.version for r in only_new.roots] == [3]
+
+
+def test_an_older_root_the_trusted_one_does_not_vouch_for_is_left_out() -> None:
+    _, forged = parse_root_envelope(ROOTS[0])
+    stranger = dsse.sign(dsse.ROOT_TYPE, forged.to_payload(), [OTHER_ROOT_KEY]).to_bytes()
+    chain = verify_root_chain([stranger, ROOTS[1]], trusted=ROOTS[1], steps=STEPS)
+    assert [r.version for r in chain.roots] == [2]
 
 
 def test_chain_needs_exactly_one_anchor() -> None:
