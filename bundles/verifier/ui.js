@@ -355,7 +355,7 @@
         to.append(doc.createTextNode(n.data));
       } else if (n.nodeType === 1) {
         const tag = n.localName;
-        if (DROP.includes(tag) || n.namespaceURI !== "http://www.w3.org/1999/xhtml") continue;
+        if (DROP.includes(tag) || n.namespaceURI !== document.documentElement.namespaceURI) continue;
         if (!Object.prototype.hasOwnProperty.call(ALLOWED, tag)) {
           cleanInto(n, to, doc);
           continue;

@@ -642,3 +642,16 @@ def mutations(base: Base, rnd: random.Random, count: int) -> Iterator[Mutation]:
     for i in range(count):
         label, out, resigned = rnd.choices(funcs, weights)[0]()
         yield Mutation(f"{base.name}-{i:03d}-{label}", out, resigned)
+
+
+def resign_with(base: Base, changes: dict[bytes, bytes]) -> bytes:
+    """``base`` with files replaced and the manifest's list updated and signed again (a valid bundle)."""
+    files = files_of(base.data)
+    files.update(changes)
+    env = json.loads(files[MANIFEST])
+    doc = json.loads(base64.b64decode(env["payload"]))
+    for f in doc["files"]:
+        content = files[f["path"].encode()]
+        f["size"], f["sha256"] = len(content), hashlib.sha256(content).hexdigest()
+    payload = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _resign_manifest(base, files, payload)
