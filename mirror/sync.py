@@ -47,6 +47,7 @@ from .config import DEFAULT_CONFIG, SyncConfig
 from .state import StateStore, SyncSummary, UpstreamRecord
 from .trust import Plan, TrustedState
 from .upstream import Upstream, is_url, make_upstream, normalize_spec
+from .verifier import Verifier
 
 log = logging.getLogger("tamizdat.mirror")
 
@@ -303,12 +304,18 @@ class Mirror:
         total = len(todo)
         done = 0
         placed = 0
-        sem = asyncio.Semaphore(self.config.concurrency)
+        sem = asyncio.Semaphore(self.config.concurrency)  # transfers at once
+        backlog = asyncio.Semaphore(self.config.concurrency * 4)  # fetched but not yet verified, at most
+        root_bytes = self.trust.root_bytes
 
-        async def one(entry: BundleEntry, on_disk: bool) -> None:
+        async def one(entry: BundleEntry, on_disk: bool, verifier: Verifier) -> None:
+            async with backlog:
+                await place(entry, on_disk, verifier)
+
+        async def place(entry: BundleEntry, on_disk: bool, verifier: Verifier) -> None:
             nonlocal done, placed
             final = self.data.bundle_path(entry.id)
-            if on_disk and await asyncio.to_thread(self._local_ok, entry, final):
+            if on_disk and await verifier.check(str(final), root_bytes, entry.id, size=entry.size, sha256=entry.sha256):
                 done += 1
                 if progress:
                     progress(done, total, up.counters.bytes)
@@ -323,11 +330,16 @@ class Mirror:
                         timeout=self.config.bundle_deadline(entry.size),
                     )
                     self.trust.check_transfer(entry, size, sha)
-                    await asyncio.to_thread(self._verify_file, entry, tmp)
                 except BaseException:
                     with contextlib.suppress(OSError):
                         tmp.unlink()
                     raise
+            try:
+                await verifier.check(str(tmp), root_bytes, entry.id)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                raise
             if on_disk:
                 work.replacements[entry.id] = tmp  # same id, new bytes: swapped in at commit
             else:
@@ -341,26 +353,10 @@ class Mirror:
 
         if progress:
             progress(0, total, up.counters.bytes)
-        await _all(one(entry, on_disk) for entry, on_disk in todo)
-
-    def _verify_file(self, entry: BundleEntry, path: Path) -> None:
-        with path.open("rb") as fh:
-            self.trust.check_bundle(entry, fh)
-
-    def _local_ok(self, entry: BundleEntry, path: Path) -> bool:
-        """A file already in place: is it the listed one, and does it still verify?"""
-        import hashlib
-
-        try:
-            with path.open("rb") as fh:
-                digest = hashlib.file_digest(fh, "sha256").hexdigest()
-                size = fh.tell()
-                if size != entry.size or digest != entry.sha256:
-                    return False
-                self.trust.check_bundle(entry, fh)
-        except OSError:
-            return False
-        return True
+        async with Verifier(
+            total, workers=self.config.verify_workers, threshold=self.config.process_threshold
+        ) as verifier:
+            await _all(one(entry, on_disk, verifier) for entry, on_disk in todo)
 
     # -- commit ----------------------------------------------------------
     def _commit(self, work: _Work, plan: Plan, summary: SyncSummary) -> None:

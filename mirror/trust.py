@@ -214,13 +214,7 @@ class TrustedState:
 
     def check_bundle(self, entry: BundleEntry, fh: BinaryIO) -> VerifiedBundle:
         """Full verification against the trusted newest root; the bundle must be the listed one."""
-        verified = verify_bundle(fh, trusted_root=self.root_bytes)
-        if verified.bundle_id != entry.id:
-            raise RejectedError(
-                f"file listed as bundle {entry.id[:16]} is bundle {verified.bundle_id[:16]}",
-                code="bundle-id-mismatch",
-            )
-        return verified
+        return check_bundle(entry.id, fh, self.root_bytes)
 
     # -- commit ----------------------------------------------------------
     def commit(self, signed: SignedIndex, shards: Mapping[str, Shard]) -> None:
@@ -234,3 +228,16 @@ class TrustedState:
 def _dropped_keys(old: Root, new: Root) -> bool:
     """True when ``new`` revokes or drops a signing key ``old`` trusted."""
     return any(kid in new.revoked or kid not in new.signing_keys for kid in old.signing_keys if kid not in old.revoked)
+
+
+def check_bundle(bundle_id: str, fh: BinaryIO, root_bytes: bytes) -> VerifiedBundle:
+    """The bundle rule on its own (a worker process gets only bytes): verifies under the trusted
+    root ``root_bytes`` (and any newer roots the bundle carries that chain from it), and must be
+    the bundle ``bundle_id`` the shard lists."""
+    verified = verify_bundle(fh, trusted_root=root_bytes)
+    if verified.bundle_id != bundle_id:
+        raise RejectedError(
+            f"file listed as bundle {bundle_id[:16]} is bundle {verified.bundle_id[:16]}",
+            code="bundle-id-mismatch",
+        )
+    return verified

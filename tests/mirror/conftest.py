@@ -25,11 +25,11 @@ from tamizdat.server.datadir import DataDir
 
 from .simulator import Simulator
 
-FAST = SyncConfig(
-    connect_timeout=2.0,
-    read_timeout=2.0,
-    document_timeout=1.0,
-    bundle_timeout=1.0,
+FAST = SyncConfig(  # small limits, with room for a loaded CI machine
+    connect_timeout=5.0,
+    read_timeout=5.0,
+    document_timeout=3.0,
+    bundle_timeout=5.0,
     min_rate=1 << 20,
 )
 TAMIZDAT = [sys.executable, "-c", "from tamizdat.cli import main; main()"]

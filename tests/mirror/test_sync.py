@@ -92,3 +92,24 @@ async def test_failover_skips_dead_and_hostile(sim: Simulator, make_mirror: Mirr
         s = await m2.sync()
         assert s.ok and s.errors[0]["kind"] == "rejected"
         assert m2.record(bad_url).last_error is not None
+
+
+async def test_worker_processes_verify_and_reject(sim: Simulator, make_mirror: MirrorFactory) -> None:
+    """Big batches are verified in worker processes; a rejection there is the same rejection."""
+    from dataclasses import replace
+
+    from .conftest import FAST
+
+    config = replace(FAST, process_threshold=1, verify_workers=2)
+    with sim.serve() as url:
+        m = make_mirror(sim.root_keyid, [url], config=config)
+        s = await m.sync()
+        assert s.ok and s.new == 3, s.errors
+        stranger = sim.build()
+        entry = sim.build()
+        sim.list.append(replace(entry, sha256=stranger.sha256, size=stranger.size))
+        sim.publish()
+        sim.files[sim.bundle_path(entry.id)] = sim.bundles[stranger.id]
+        s = await m.sync()
+        assert not s.ok and s.code == "bundle-id-mismatch"
+        check_served(m.data.public, sim.root_keyid)
