@@ -328,14 +328,16 @@ class Publisher:
                 "ON CONFLICT(sha256) DO UPDATE SET last_listed = excluded.last_listed",
                 [(r.sha256, r.size, timefmt.format(now)) for r in refs],
             )
-            listed = [r for r in dirty if r["file"] != "tmp" or r["id"] in moved]
+        await asyncio.to_thread(atomic_write, data.public / "index.json", raw)
+        self._last_created = now
+        # Only now do bundles count as published (a crash before this: they stay dirty and are listed again).
+        listed = [r for r in dirty if r["file"] != "tmp" or r["id"] in moved]
+        async with self.store.tx() as tx:
             await tx.many(
                 "UPDATE bundles SET dirty = CASE WHEN dirty = ? THEN 0 ELSE dirty END, "
                 "index_version = COALESCE(index_version, ?) WHERE seq = ?",
                 [(r["dirty"], version, r["seq"]) for r in listed],
             )
-        await asyncio.to_thread(atomic_write, data.public / "index.json", raw)
-        self._last_created = now
 
         # Step 7: retracted files leave the tree; old shards go after a grace period.
         gone = [r for r in dirty if r["retracted_at"]]

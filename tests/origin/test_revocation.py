@@ -74,7 +74,8 @@ async def test_revoked_key_reissue_when_window_does_not_cover(
 
     async def reissued() -> bool:
         _, got = await api.call("GET", "/api/v1/articles/r2")
-        return got["versions"][0]["bundle_id"] != old_id and got["state"] == "published"
+        done = got["versions"][0]["bundle_id"] != old_id and got["state"] == "published"
+        return done and not DataDir(data_dir).bundle_path(old_id).exists()
 
     await wait_for(reissued, timeout=10)
     _, got = await api.call("GET", "/api/v1/articles/r2")
