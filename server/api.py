@@ -7,6 +7,7 @@ and answer JSON. Authentication (server.auth) and the JSON error shape
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +25,7 @@ PREFIX = "/api/v1"
 ID = "{id:[A-Za-z0-9][A-Za-z0-9._-]{0,127}}"
 MEDIA_ID = "{id:[0-9a-f]{64}}"
 MAX_LIMIT = 1000
+INLINE_JSON = 64 * 1024
 
 
 def _origin(request: web.Request) -> Origin:
@@ -45,6 +47,8 @@ async def read_json(request: web.Request) -> Any:
     body = await request.read()
     if not body:
         raise ApiError(400, "bad-json", "the request body is empty")
+    if len(body) > INLINE_JSON:  # a big document is CPU work: parse it off the event loop
+        return await asyncio.to_thread(strictjson.loads, body)
     return strictjson.loads(body)
 
 
@@ -78,7 +82,7 @@ async def list_articles(request: web.Request) -> web.Response:
 
 
 async def create_article(request: web.Request) -> web.Response:
-    art = parse_api_article(await read_json(request))
+    art = await asyncio.to_thread(parse_api_article, await read_json(request))  # nh3 sanitising is CPU work
     out = await _origin(request).create_article(art)
     return _json(out, 201, f"{PREFIX}/articles/{out['id']}")
 
@@ -88,7 +92,7 @@ async def get_article(request: web.Request) -> web.Response:
 
 
 async def put_article(request: web.Request) -> web.Response:
-    art = parse_api_article(await read_json(request), path_id=request.match_info["id"])
+    art = await asyncio.to_thread(parse_api_article, await read_json(request), path_id=request.match_info["id"])
     out, changed = await _origin(request).update_article(art)
     return _json({**out, "changed": changed})
 
