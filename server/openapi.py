@@ -329,6 +329,7 @@ AUTH_ERRORS = {
     "401": _error("No token, or not a valid token (code unauthorized or invalid-token)."),
     "403": _error("The token was revoked (code token-revoked)."),
 }
+NO_KEY = {"503": _error("No valid signing key in the key directory (code no-signing-key).")}
 BODY_ERRORS = {
     "400": _error("Malformed JSON (code bad-json or json-*)."),
     "413": _error("Body larger than the max_request_bytes setting (code too-large)."),
@@ -372,7 +373,12 @@ PATHS: dict[str, Any] = {
         "post": _op(
             "createArticle",
             "Create an article: version 1 and its bundle (published at the next round).",
-            {"201": _ok("Article", "Created"), "409": _error("The id exists (article-exists)."), **BODY_ERRORS},
+            {
+                "201": _ok("Article", "Created"),
+                "409": _error("The id exists (article-exists)."),
+                **BODY_ERRORS,
+                **NO_KEY,
+            },
             requestBody=_json_body("ArticleInput"),
         ),
     },
@@ -387,6 +393,7 @@ PATHS: dict[str, Any] = {
                 **NOT_FOUND,
                 "409": _error("Retracted (article-retracted), or `version` is not the next (version-conflict)."),
                 **BODY_ERRORS,
+                **NO_KEY,
             },
             requestBody=_json_body("ArticleInput"),
         ),
@@ -419,6 +426,7 @@ PATHS: dict[str, Any] = {
                 "201": _ok("Edition", "Created"),
                 "409": _error("Id exists, an article is retracted, or an identical bundle exists."),
                 **BODY_ERRORS,
+                **NO_KEY,
             },
             requestBody=_json_body("EditionInput"),
         ),
