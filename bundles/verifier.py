@@ -120,7 +120,9 @@ def build_page() -> bytes:
     """Assemble the page from its sources (deterministic)."""
     html = _source("verify.html")
     frame_css = _source("frame.css")
-    js = compact_js(_source("core.js")) + compact_js(_source("ui.js"))
+    core = _source("core.js")
+    core = core[: core.index("// @node-only")]
+    js = compact_js(core) + compact_js(_source("ui.js"))
     js = js.replace('"{{FRAME_CSS}}"', json.dumps(frame_css), 1).replace("{{FRAME_CSS_HASH}}", csp_hash(frame_css), 1)
     if "{{" in js or re.search(r"</script|<!--", js, re.IGNORECASE):
         raise RuntimeError("verifier script cannot be inlined safely")

@@ -147,10 +147,10 @@ function parseJSON(bytes, step) {
   } catch (e) {
     fail(step, "json-bad-utf8");
   }
-  if (s.charCodeAt(0) === 0xfeff) fail(step, "json-syntax", "byte order mark");
+  if (s.charCodeAt(0) === 0xfeff) fail(step, "json-syntax");
   const n = s.length;
   let i = 0;
-  const syntax = () => fail(step, "json-syntax", "at " + i);
+  const syntax = () => fail(step, "json-syntax");
   const digit = (k) => k < n && s.charCodeAt(k) >= 48 && s.charCodeAt(k) <= 57;
   const ws = () => {
     for (; i < n; i++) {
@@ -222,10 +222,10 @@ function parseJSON(bytes, step) {
         float = true;
       }
     }
-    if (float) fail(step, "json-bad-number", "not an integer");
+    if (float) fail(step, "json-bad-number");
     const t = s.slice(st, i), d = t[0] === "-" ? t.slice(1) : t;
     if (d.length > 4300) syntax(); // Python's int() digit limit raises ValueError
-    if (d.length > 16 || (d.length === 16 && d > "9007199254740991")) fail(step, "json-bad-number", "too large");
+    if (d.length > 16 || (d.length === 16 && d > "9007199254740991")) fail(step, "json-bad-number");
     return Number(t);
   }
   function value(depth) {
@@ -243,7 +243,7 @@ function parseJSON(bytes, step) {
       }
     }
     if (s.startsWith("NaN", i) || s.startsWith("Infinity", i) || s.startsWith("-Infinity", i)) {
-      fail(step, "json-bad-number", "constant");
+      fail(step, "json-bad-number");
     }
     return num();
   }
@@ -360,7 +360,7 @@ function parseTime(v, step) {
 function b64decode(text, step) {
   if (typeof text !== "string" || !B64_RE.test(text)) fail(step, "bad-base64");
   const bin = atob(text);
-  if (btoa(bin) !== text) fail(step, "bad-base64", "not canonical");
+  if (btoa(bin) !== text) fail(step, "bad-base64");
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
@@ -369,11 +369,11 @@ const P25519 = (1n << 255n) - 19n;
 const Y8 = 2707385501144840649318225287225658788936804267575313519463743609750303402022n;
 const SMALL_Y = [0n, 1n, P25519 - 1n, Y8, P25519 - Y8];
 function checkPublicKey(raw, step) {
-  if (raw.length !== 32) fail(step, "bad-public-key", "not 32 bytes");
+  if (raw.length !== 32) fail(step, "bad-public-key");
   let y = 0n;
   for (let i = 31; i >= 0; i--) y = (y << 8n) | BigInt(i === 31 ? raw[i] & 0x7f : raw[i]);
-  if (y >= P25519) fail(step, "bad-public-key", "non-canonical");
-  if (SMALL_Y.includes(y)) fail(step, "bad-public-key", "small order");
+  if (y >= P25519) fail(step, "bad-public-key");
+  if (SMALL_Y.includes(y)) fail(step, "bad-public-key");
 }
 async function publicKey(doc, step) {
   const r = reader(doc, step, "bad-root", ["keyid", "public"]);
@@ -476,7 +476,7 @@ async function verifyRootChain(docs, pinned) {
   if (docs.length > LIMITS.chain) fail(12, "root-chain");
   const parsed = [];
   for (const d of docs) {
-    if (d.length > LIMITS.rootBytes) fail(12, "bad-root", "too large");
+    if (d.length > LIMITS.rootBytes) fail(12, "bad-root");
     const env = parseEnvelope(d, ROOT_TYPE, 12);
     parsed.push([env, await parseRoot(env.payload, 12)]);
   }
@@ -628,8 +628,8 @@ async function readStructure(src) {
     // Step 7: canonical header fields.
     if (h.made !== 0x0314 || h.needed !== 20 || h.flags || h.mtime || h.mdate !== 0x21 || h.xlen || h.clen ||
         h.disk || h.iattr || h.eattr !== 0x81a40000) fail(7, "zip-not-canonical");
-    if (h.method === 0 && h.csize !== h.size) fail(7, "zip-not-canonical", "stored sizes differ");
-    if (h.method !== (/\.(jpg|png|webp)$/.test(h.name) ? 0 : 8)) fail(7, "zip-not-canonical", "method");
+    if (h.method === 0 && h.csize !== h.size) fail(7, "zip-not-canonical");
+    if (h.method !== (/\.(jpg|png|webp)$/.test(h.name) ? 0 : 8)) fail(7, "zip-not-canonical");
   }
   // Step 8: unique, safe, sorted names.
   const seen = new Set(), folded = new Set();
@@ -710,10 +710,10 @@ async function entryBytes(src, en, step) {
       err = err || x;
     }
     await reading;
-    if (err) fail(step, "entry-corrupt", String(err.message || err));
+    if (err) fail(step, "entry-corrupt");
     out = out.subarray(0, n);
   }
-  if (out.length !== en.size || crc32(out) !== en.crc) fail(step, "entry-corrupt", "size or CRC");
+  if (out.length !== en.size || crc32(out) !== en.crc) fail(step, "entry-corrupt");
   return out;
 }
 
@@ -833,7 +833,8 @@ async function selfTest() {
   }
 }
 
+// @node-only: the build stops here (quick checks in Node.js load this file directly).
 if (typeof module === "object" && module.exports) {
-  module.exports = {verifyBundle, readVerified, selfTest, parseJSON, parseManifest, readStructure, crc32,
+  module.exports = {verifyBundle, readVerified, selfTest, parseJSON, parseManifest, readStructure, fileSource, crc32,
     Rejected, LIMITS};
 }

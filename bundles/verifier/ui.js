@@ -31,11 +31,11 @@
       articles: "Articles", published: "Published", updated: "Updated",
       links: "Links in articles are shown as text and never opened: this page makes no network requests.",
       cantShow: "This article could not be shown.", clear: "Close and forget the file",
-      footer: "Nothing is stored unless you tick “remember”; nothing is sent. A copy of this page from someone you do not trust could lie: compare its SHA-256 with the publisher's (tamizdat verifier --hash).",
+      footer: "Stores nothing unless you tick “remember”; sends nothing. A copy of this page from someone you do not trust could lie: compare its SHA-256 with the one the publisher signs.",
       r_incomplete: "The file is incomplete or is not a bundle. Download it again.",
       r_large: "The file goes beyond the size limits of a bundle.",
-      r_archive: "The file is not laid out exactly as the publisher's software writes bundles: it was altered or damaged.",
-      r_control: "The bundle lacks its signed list of contents or the publisher's key documents, or carries unexpected ones.",
+      r_archive: "The file is not laid out exactly as bundles are written: it was altered or damaged.",
+      r_control: "The signed list of contents or the publisher's key documents are missing, or extra ones are present.",
       r_corrupt: "Part of the file is damaged.",
       r_keys: "A key document of the publisher inside the bundle is malformed.",
       r_notpinned: "This bundle is not signed by the publisher whose key you entered. Check the key.",
@@ -74,11 +74,11 @@
       articles: "Статьи", published: "Опубликовано", updated: "Обновлено",
       links: "Ссылки в статьях показаны текстом и не открываются: эта страница не обращается к сети.",
       cantShow: "Эту статью не удалось показать.", clear: "Закрыть и забыть файл",
-      footer: "Ничего не сохраняется, пока вы не отметите «запомнить»; ничего не отправляется. Копия страницы от того, кому вы не доверяете, может лгать: сверьте её SHA-256 с издательским (tamizdat verifier --hash).",
+      footer: "Ничего не сохраняет без «запомнить» и ничего не отправляет. Копия страницы от того, кому вы не доверяете, может лгать: сверьте её SHA-256 с подписанным издателем.",
       r_incomplete: "Файл неполный или это не пакет. Скачайте его ещё раз.",
       r_large: "Файл превышает допустимые размеры пакета.",
-      r_archive: "Файл устроен не так, как пакеты издателя: он изменён или повреждён.",
-      r_control: "В пакете нет подписанного списка содержимого или документов с ключами издателя либо есть лишние.",
+      r_archive: "Файл устроен не так, как пишутся пакеты: он изменён или повреждён.",
+      r_control: "Нет подписанного списка содержимого или документов с ключами издателя, либо есть лишние.",
       r_corrupt: "Часть файла повреждена.",
       r_keys: "Документ с ключами издателя внутри пакета испорчен.",
       r_notpinned: "Пакет подписан не тем издателем, чей ключ вы ввели. Проверьте ключ.",
@@ -117,11 +117,11 @@
       articles: "Статті", published: "Опубліковано", updated: "Оновлено",
       links: "Посилання в статтях показано текстом, вони не відкриваються: ця сторінка не звертається до мережі.",
       cantShow: "Цю статтю не вдалося показати.", clear: "Закрити й забути файл",
-      footer: "Нічого не зберігається, доки ви не позначите «запам'ятати»; нічого не надсилається. Копія сторінки від того, кому ви не довіряєте, може брехати: звірте її SHA-256 з видавцевим (tamizdat verifier --hash).",
+      footer: "Нічого не зберігає без «запам'ятати» й нічого не надсилає. Копія сторінки від того, кому ви не довіряєте, може брехати: звірте її SHA-256 з підписаним видавцем.",
       r_incomplete: "Файл неповний або це не пакет. Завантажте його ще раз.",
       r_large: "Файл перевищує допустимі розміри пакета.",
-      r_archive: "Файл влаштований не так, як пакети видавця: його змінено або пошкоджено.",
-      r_control: "У пакеті немає підписаного списку вмісту або документів із ключами видавця, або є зайві.",
+      r_archive: "Файл влаштований не так, як пишуться пакети: його змінено або пошкоджено.",
+      r_control: "Немає підписаного списку вмісту або документів із ключами видавця, або є зайві.",
       r_corrupt: "Частину файлу пошкоджено.",
       r_keys: "Документ із ключами видавця всередині пакета зіпсовано.",
       r_notpinned: "Пакет підписав не той видавець, чий ключ ви ввели. Перевірте ключ.",
@@ -160,11 +160,11 @@
       articles: "مقاله‌ها", published: "انتشار", updated: "به‌روزرسانی",
       links: "پیوندهای مقاله‌ها به صورت متن نمایش داده می‌شوند و باز نمی‌شوند: این صفحه هیچ درخواستی به شبکه نمی‌فرستد.",
       cantShow: "این مقاله قابل نمایش نبود.", clear: "بستن و فراموش کردن فایل",
-      footer: "تا «به خاطر بسپار» را علامت نزنید چیزی ذخیره نمی‌شود و چیزی فرستاده نمی‌شود. نسخه‌ای از این صفحه که از فردی نامطمئن رسیده ممکن است دروغ بگوید: SHA-256 آن را با نسخهٔ ناشر مقایسه کنید (tamizdat verifier --hash).",
+      footer: "بدون «به خاطر بسپار» چیزی ذخیره نمی‌کند و چیزی نمی‌فرستد. نسخه‌ای از این صفحه از فردی نامطمئن ممکن است دروغ بگوید: SHA-256 آن را با نسخهٔ امضاشدهٔ ناشر مقایسه کنید.",
       r_incomplete: "فایل ناقص است یا بسته نیست. دوباره آن را دریافت کنید.",
       r_large: "فایل از محدودیت‌های اندازهٔ بسته فراتر می‌رود.",
-      r_archive: "ساختار فایل دقیقاً مانند بسته‌هایی نیست که نرم‌افزار ناشر می‌سازد: تغییر کرده یا آسیب دیده است.",
-      r_control: "فهرست امضاشدهٔ محتوا یا سندهای کلید ناشر در بسته نیست، یا موارد ناخواسته دارد.",
+      r_archive: "ساختار فایل دقیقاً مانند بسته‌ها نیست: تغییر کرده یا آسیب دیده است.",
+      r_control: "فهرست امضاشدهٔ محتوا یا سندهای کلید ناشر نیست، یا موارد اضافی هست.",
       r_corrupt: "بخشی از فایل آسیب دیده است.",
       r_keys: "یکی از سندهای کلید ناشر درون بسته خراب است.",
       r_notpinned: "این بسته را ناشری که کلیدش را وارد کردید امضا نکرده است. کلید را بررسی کنید.",
@@ -345,19 +345,17 @@
   const ALLOWED = {p: [], br: [], hr: [], h2: [], h3: [], h4: [], h5: [], h6: [], blockquote: [], ul: [], ol: ["start"],
     li: [], em: [], strong: [], del: [], s: [], code: [], pre: [], a: ["title"], table: [], thead: [], tbody: [],
     tr: [], th: ["align"], td: ["align"], sup: [], sub: [], abbr: ["title"], q: [], cite: []};
-  const DROP = ["script", "style", "template", "iframe", "object", "embed", "svg", "math", "noscript", "textarea",
-    "select", "title", "head", "img", "video", "audio", "picture", "source", "link", "meta", "base", "form"];
-  // Copy sanitised HTML into the reading frame: an allow-list of text tags;
-  // links keep their text and show their address, but are never followed.
+  // Copy sanitised HTML into the reading frame: an allow-list of text tags
+  // (anything else is dropped with its content: the publisher's sanitiser
+  // already unwrapped it); links keep their text and show their address, but
+  // are never followed.
   function cleanInto(from, to, doc) {
     for (const n of Array.from(from.childNodes)) {
       if (n.nodeType === 3) {
         to.append(doc.createTextNode(n.data));
       } else if (n.nodeType === 1) {
         const tag = n.localName;
-        if (DROP.includes(tag) || n.namespaceURI !== document.documentElement.namespaceURI) continue;
-        if (!Object.prototype.hasOwnProperty.call(ALLOWED, tag)) {
-          cleanInto(n, to, doc);
+        if (!Object.prototype.hasOwnProperty.call(ALLOWED, tag) || n.namespaceURI !== document.documentElement.namespaceURI) {
           continue;
         }
         const e = doc.createElement(tag);
