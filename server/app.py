@@ -32,6 +32,7 @@ from .auth import auth_middleware
 from .datadir import DataDir
 from .keyring import Keyring
 from .origin import Origin
+from .reader.routes import add_reader_routes
 from .rounds import Publisher, RoundConfig
 from .static import StaticTree
 from .store import Store
@@ -98,6 +99,7 @@ def make_app(data_dir: Path, keys_dir: Path, **overrides: Any) -> web.Applicatio
     app.cleanup_ctx.append(_origin_ctx(data, Path(keys_dir), values))
     app.add_routes(api_routes())
     app.add_routes(StaticTree(data.public).routes())
+    add_reader_routes(app, data, settings=values)  # reader pages over the same public tree
     return app
 
 
