@@ -176,7 +176,8 @@ class StateStore:
             "last_sync": summary.to_json(),
             "last_ok": last_ok,
         }
-        atomic_write(self.dir / "health.json", json.dumps(doc, sort_keys=True).encode(), mode=0o600)
+        # History, not trust: no fsync (a crash may lose the last record, never the served state).
+        atomic_write(self.dir / "health.json", json.dumps(doc, sort_keys=True).encode(), mode=0o600, durable=False)
 
     # -- lock ------------------------------------------------------------
     @contextlib.contextmanager

@@ -30,7 +30,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +45,7 @@ from tamizdat.server.httpclient import BoundedClient
 
 from .config import DEFAULT_CONFIG, SyncConfig
 from .state import StateStore, SyncSummary, UpstreamRecord
-from .trust import Plan, TrustedState
+from .trust import Plan
 from .upstream import Upstream, is_url, make_upstream, normalize_spec
 from .verifier import Verifier
 
@@ -129,9 +129,9 @@ class Mirror:
 
     # -- public ----------------------------------------------------------
     def record(self, spec: str) -> UpstreamRecord:
+        """The record of upstream ``spec`` (a directory is shown as ``directory``, never its path)."""
         if spec not in self.records:
-            name = spec if is_url(spec) else "directory"
-            self.records[spec] = UpstreamRecord(spec, make_public_name(name))
+            self.records[spec] = UpstreamRecord(spec, spec if is_url(spec) else "directory")
         return self.records[spec]
 
     def bundle_count(self) -> int:
@@ -445,10 +445,6 @@ class Mirror:
             self.trust = self.store.load_trust(self.root_keyid)
 
 
-def make_public_name(name: str) -> str:
-    return name
-
-
 def _held_ids(folder: Path) -> Iterable[str]:
     try:
         with os.scandir(folder) as it:
@@ -486,8 +482,3 @@ def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
             if isinstance(exc, kind):
                 return exc
     return flat[0]
-
-
-def held_entries(trust: TrustedState) -> Mapping[str, BundleEntry]:
-    """The committed index's entries (for health and reader pages)."""
-    return {e.id: e for shard in trust.shards.values() for e in shard.bundles}
