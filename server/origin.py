@@ -9,8 +9,6 @@ a new index version. Per-article locks keep versions of one article in order.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import functools
 import hashlib
 import json
 import secrets
@@ -21,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tamizdat.bundles.content import BundleInput, NoticeInput
-from tamizdat.bundles.media import MAX_IMAGE_BYTES, clean_image
+from tamizdat.bundles.media import MAX_IMAGE_BYTES
 from tamizdat.keys import timefmt
 
 from . import packager
@@ -29,10 +27,10 @@ from .api_errors import ApiError
 from .api_schema import ApiArticle, EditionRequest, article_input, content_hash
 from .datadir import DataDir
 from .keyring import Keyring
+from .packpool import PackPool, worker_count
 from .rounds import Publisher, insert_bundle
 from .store import Store, Tx
 
-CPU_WORKERS = 2
 MEDIA_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 
@@ -78,13 +76,11 @@ class Origin:
         self.keyring = keyring
         self.publisher = publisher
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        # Packaging is mostly pure Python (Markdown, templates): more threads than cores only
-        # fight over the GIL and starve the event loop, so a small pool of its own.
-        self._cpu = concurrent.futures.ThreadPoolExecutor(max_workers=CPU_WORKERS, thread_name_prefix="tamizdat-pack")
+        self.pool = PackPool(worker_count(int(settings.get("pack_workers", 0))))
 
     def close(self) -> None:
-        """Stop the packaging pool (after the app stopped taking requests)."""
-        self._cpu.shutdown(wait=True, cancel_futures=True)
+        """Stop the packaging processes (after the app stopped taking requests)."""
+        self.pool.close()
 
     @asynccontextmanager
     async def _locked(self, key: str) -> AsyncIterator[None]:
@@ -100,17 +96,16 @@ class Origin:
         now = timefmt.now()
         keys = await asyncio.to_thread(self.keyring.snapshot)
         signer = self.keyring.signer("bundle", now)
-        job = functools.partial(
-            packager.pack,
+        return await self.pool.pack(
             inp,
-            signer=signer,
-            chain=keys.chain,
+            keys_dir=self.keyring.path,
+            signer_keyid=signer.keyid,
+            documents=keys.documents,
             root_keyid=keys.root_keyid,
             tmp=self.data.tmp,
             created=now,
             index_lang=index_lang,
         )
-        return await asyncio.get_running_loop().run_in_executor(self._cpu, job)
 
     def _discard(self, packed: packager.Packed) -> None:
         packed.path.unlink(missing_ok=True)
@@ -428,7 +423,7 @@ class Origin:
         """Clean and store an image; returns (info, created). The id is the SHA-256 of the clean bytes."""
         if len(raw) > MAX_IMAGE_BYTES:
             raise ApiError(413, "image-too-large", f"an image may be at most {MAX_IMAGE_BYTES} bytes")
-        clean = await asyncio.to_thread(clean_image, raw, label="the upload")
+        clean = await self.pool.clean_image(raw)
         if clean.media_type != declared:
             raise ApiError(415, "media-type-mismatch", f"the body is {clean.media_type}, not {declared}")
         mid = hashlib.sha256(clean.data).hexdigest()

@@ -42,6 +42,12 @@ SETTINGS: tuple[Setting, ...] = (
         600,
         "Origin: seconds an old shard file stays after the newest index stopped listing it (mirrors mid-sync).",
     ),
+    Setting(
+        "pack_workers",
+        int,
+        0,
+        "Origin: processes that build bundles; 0 means one per CPU core (at most 4).",
+    ),
     Setting("max_request_bytes", int, 16 * 1024 * 1024, "Origin: largest API request body accepted."),
     Setting("access_log", bool, False, "Log requests (method, path, status, time; never a client address)."),
     Setting("audience", list, [], "Regions this node serves (e.g. ['RU', 'BY']); empty means warn everyone."),
