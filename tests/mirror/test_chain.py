@@ -53,7 +53,7 @@ def test_chain_origin_a_b(sim: Simulator, tmp_path: Path, daemons: list[Daemon])
     # The origin is gone: A keeps serving the last good state and says why it cannot sync.
     def origin_down() -> bool:
         up = a.health()["upstreams"][0]
-        return up["consecutive_failures"] >= 1 and up["last_error"]["kind"] == "network"
+        return bool(up["consecutive_failures"] >= 1 and up["last_error"]["kind"] == "network")
 
     wait_for(origin_down, timeout=30)
     assert same_index(a, sim.files["index.json"])
