@@ -145,7 +145,11 @@ class Publisher:
         self._changed.set()
 
     async def start(self) -> None:
-        await self.run_round()
+        try:
+            await self.run_round()
+        except TamizdatError as exc:  # e.g. no valid signing key: keep serving what is published
+            self.last_error = str(exc)
+            log.error("first publishing round failed: %s", exc)
         self._task = asyncio.create_task(self._loop(), name="tamizdat-rounds")
 
     async def stop(self) -> None:
