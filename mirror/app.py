@@ -41,7 +41,7 @@ STALE_AFTER_INTERVALS = 3
 
 def health(mirror: Mirror, interval: float) -> dict[str, Any]:
     """What /healthz shows: never a client address, never a local path."""
-    now = timefmt.now()
+    now = mirror.clock()
     trust = mirror.trust
     index: dict[str, Any] | None = None
     expired = True

@@ -196,8 +196,7 @@ class Mirror:
         probe_due = time.time() - self.store.last_root_probe() >= cfg.root_probe_interval
         trusted = self.trust.index
         if trusted is not None and raw == trusted.raw and not probe_due and not self.trust.reverify:
-            if trusted.index.expires <= now:
-                raise ExpiredError("the upstream offers only the expired index we hold", code="expired", step="I5")
+            _still_fresh(trusted, now)
             return
         probed = await self._update_roots(up, index_root_version(raw), probe=probe_due or self.trust.chain is None)
         try:
@@ -209,8 +208,10 @@ class Mirror:
             await self._update_roots(up, index_root_version(raw), probe=True)
             signed = self.trust.check_index(raw, now)
         if signed is None:  # identical to ours: only a pending re-check can make work
-            if trusted is None or not self.trust.reverify:
+            assert trusted is not None
+            if not self.trust.reverify:
                 self.store.save_trust(self.trust)
+                _still_fresh(trusted, now)
                 return
             signed = trusted
         work = _Work(signed, {})
@@ -443,6 +444,12 @@ class Mirror:
         held = 0 if self.trust.chain is None else len(self.trust.chain.roots)
         if on_disk != ours or roots != held:
             self.trust = self.store.load_trust(self.root_keyid)
+
+
+def _still_fresh(index: SignedIndex, now: dt.datetime) -> None:
+    """Being offered the index we already serve is a success only while it has not expired."""
+    if index.index.expires <= now:
+        raise ExpiredError("the upstream offers only the expired index we hold", code="expired", step="I5")
 
 
 def _held_ids(folder: Path) -> Iterable[str]:
