@@ -89,3 +89,16 @@ async def test_revoked_key_reissue_when_window_does_not_cover(
     assert checked.signing_keyid == new_key.keyid
     index, _ = await read_index(api.client, keys_dir)
     assert index.root_version == 3
+
+
+async def test_no_signing_key_left(api: Api, offline_keydir: KeyDir, keys_dir: Path) -> None:
+    """Revoking the only key: writes answer 503 no-signing-key, the round error shows in the status."""
+    offline_keydir.revoke(next(iter(offline_keydir.chain().newest.signing_keys)), "lost")
+    status, body = await api.call("POST", "/api/v1/articles", article("late"))
+    assert status == 503 and body["error"]["code"] == "no-signing-key"
+
+    async def reported() -> bool:
+        return bool((await api.call("GET", "/api/v1/status"))[1]["last_round_error"])
+
+    await wait_for(reported, timeout=10)
+    assert (await api.client.get("/root.json")).status == 200
