@@ -168,6 +168,10 @@ class Publisher:
                 await self.run_round()
             except asyncio.CancelledError:
                 raise
+            except TamizdatError as exc:  # e.g. no signing key: one line, retried next round
+                if str(exc) != self.last_error:
+                    log.error("publishing round failed: %s", exc)
+                self.last_error = str(exc)
             except Exception as exc:  # keep publishing later rounds; the next round retries
                 self.last_error = str(exc)
                 log.exception("publishing round failed")
