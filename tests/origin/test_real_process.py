@@ -28,7 +28,7 @@ def free_port() -> int:
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([TAMIZDAT, *args], capture_output=True, text=True, timeout=60, env=env)
+    return subprocess.run([TAMIZDAT, *args], capture_output=True, text=True, timeout=180, env=env)
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -39,7 +39,7 @@ def get(url: str) -> tuple[int, bytes]:
         return err.code, err.read()
 
 
-def poll(check: object, timeout: float = 30.0) -> None:
+def poll(check: object, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
