@@ -56,8 +56,7 @@ def read_token(token_file: Path | None) -> str:
 @guarded
 def serve_cmd(data_dir: Path, keys_dir: Path | None, listen: str | None) -> None:
     """Run the origin: publishing API, publishing rounds and the static tree."""
-    from .app import ROOT_PRIVATE_WARNING, make_app, parse_listen, run
-    from .keyring import Keyring
+    from .app import make_app, parse_listen, run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data = DataDir(data_dir).create()
@@ -75,8 +74,6 @@ def serve_cmd(data_dir: Path, keys_dir: Path | None, listen: str | None) -> None
     if not values["keys"]:
         raise UsageError("give --keys (it is recorded in settings.toml on the first run)", code="usage")
     keys = Path(values["keys"])
-    if Keyring(keys).root_private_present():
-        click.echo(ROOT_PRIVATE_WARNING.format(path=keys / "root-private"), err=True)
     app = make_app(data.root, keys, **{k: v for k, v in overrides.items() if k != "keys"})
     run(app, values["listen"])
 
