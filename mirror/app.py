@@ -22,12 +22,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web_request import BaseRequest
-from aiohttp.web_response import StreamResponse
 
 from tamizdat.errors import UsageError
 from tamizdat.keys import timefmt
+from tamizdat.server.accesslog import PrivateAccessLogger, access_logger
 from tamizdat.server.static import StaticTree
 
 from .sync import Mirror
@@ -135,17 +133,11 @@ def make_app(mirror: Mirror, *, interval: float, background_sync: bool = True) -
     app[INTERVAL] = float(interval)
     app.add_routes(StaticTree(mirror.data.public).routes())
     app.add_routes([web.get("/healthz", _healthz)])
-    # Reader pages: the reader flow adds its routes here, reading app[MIRROR].
+    # Reader pages go here (the reader flow's issue): they read the same verified public tree,
+    # e.g. server.reader.routes.add_reader_routes(app, mirror.data, settings=...), and may use app[MIRROR].
     if background_sync:
         app.cleanup_ctx.append(_sync_ctx(float(interval)))
     return app
-
-
-class PrivateAccessLogger(AbstractAccessLogger):
-    """Method, path, status and time: never the client address, headers or query."""
-
-    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        self.logger.info("%s %s %d %.1fms", request.method, request.path, response.status, time * 1000)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -162,7 +154,7 @@ def run(app: web.Application, listen: str, *, access_log: bool = False) -> None:
         app,
         host=host,
         port=port,
-        access_log=logging.getLogger("tamizdat.access") if access_log else None,
+        access_log=access_logger() if access_log else None,
         access_log_class=PrivateAccessLogger,
         print=lambda _text: log.info("mirror serving on http://%s:%d/", host, port),
         handle_signals=True,
