@@ -125,7 +125,7 @@ class TreeBuilder:
             self._bundles.append((TileId(ENTRIES, n), encode_entry_bundle(self._entries)))
             self._entries = []
             self._retire(ENTRIES, n)
-        self._push(0, leaf_hash(entry))
+        self._push(0, leaf_hash(entry), index)
         self._size += 1
         return index
 
@@ -156,14 +156,13 @@ class TreeBuilder:
                 h = perfect_root(row)
                 self._edge[0] = []
                 self._retire(0, n)
-                self._size -= 1  # _push reads _size as the index of the leaf that completed the tile
                 if len(self._edge) == 1:
                     self._edge.append([])
-                self._push(1, h)
-                self._size += 1
+                self._push(1, h, self._size - 1)
         return self._size
 
-    def _push(self, level: int, h: bytes) -> None:
+    def _push(self, level: int, h: bytes, index: int) -> None:
+        """Add hash ``h`` to the tile row at ``level``; ``index`` is the leaf that completed it."""
         edge = self._edge
         while True:
             row = edge[level]
@@ -171,7 +170,7 @@ class TreeBuilder:
             if len(row) < TILE_WIDTH:
                 return
             # The tile is full: emit it and carry its root to the level above.
-            n = self._size >> (TILE_HEIGHT * (level + 1))  # _size is still the new leaf's index
+            n = index >> (TILE_HEIGHT * (level + 1))
             self._tiles.append((TileId(level, n), b"".join(row)))
             h = perfect_root(row)
             edge[level] = []
