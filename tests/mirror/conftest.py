@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,13 @@ from tamizdat.server.datadir import DataDir
 from .simulator import Simulator
 
 FAST = SyncConfig(  # small limits, with room for a loaded CI machine
-    connect_timeout=5.0,
-    read_timeout=5.0,
-    document_timeout=3.0,
-    bundle_timeout=5.0,
+    connect_timeout=10.0,
+    read_timeout=10.0,
+    document_timeout=10.0,
+    bundle_timeout=20.0,
     min_rate=1 << 20,
 )
+TIGHT = replace(FAST, document_timeout=2.0)  # for the trickling upstream: hit the total deadline quickly
 TAMIZDAT = [sys.executable, "-c", "from tamizdat.cli import main; main()"]
 
 

@@ -19,9 +19,10 @@ import pytest
 
 from tamizdat.keys import timefmt
 from tamizdat.mirror.app import health
+from tamizdat.mirror.config import SyncConfig
 from tamizdat.mirror.sync import Mirror
 
-from .conftest import MirrorFactory, check_served, served_index
+from .conftest import FAST, TIGHT, MirrorFactory, check_served, served_index
 from .simulator import Simulator, endless, gzip_bomb, key, lying_length, redirect, trickle
 
 Step = Callable[[Simulator], None]
@@ -35,6 +36,7 @@ class Attack:
     kind: str = "rejected"
     setup: Step | None = None  # before the good sync
     recover: Step | None = None  # the upstream behaves again; the next sync must succeed
+    config: SyncConfig = FAST
 
 
 def _new_bundle(sim: Simulator) -> str:
@@ -177,7 +179,7 @@ ROWS = [
     # aiohttp sees the surplus as a malformed response; if it returned early the size check catches it.
     Attack("length-claims-less", claims_small_sends_more, ("bad-response", "bundle-mismatch"), recover=behave),
     Attack("length-claims-more", claims_more_sends_less, ("too-large",), recover=behave),
-    Attack("trickling", trickling, ("timeout",), kind="network", recover=behave),
+    Attack("trickling", trickling, ("timeout",), kind="network", recover=behave, config=TIGHT),
     Attack("gzip-bomb", gzip_encoded, ("content-encoding",), recover=behave),
     Attack("cross-host-redirect", cross_host_redirect, ("bad-redirect",), recover=behave),
     Attack("root-jump", root_jump, ("root-chain-gap",), recover=behave),
@@ -203,7 +205,7 @@ async def test_attack(row: Attack, sim: Simulator, make_mirror: MirrorFactory) -
     if row.setup:
         row.setup(sim)
     with sim.serve() as url:
-        m = make_mirror(sim.root_keyid, [url])
+        m = make_mirror(sim.root_keyid, [url], config=row.config)
         first = await m.sync()
         assert first.ok, first.errors
         good = (m.data.public / "index.json").read_bytes()
