@@ -128,7 +128,7 @@ def notice_text(vb: VerifiedBundle, lang: str, mirror: str) -> str:
         if "*" in n.regions or not n.regions:
             out.append(_("The publisher says this notice is for readers everywhere."))
         else:
-            regions = ", ".join(i18n.region_name(c, lang) for c in n.regions)
+            regions = i18n.region_list(list(n.regions), lang)
             out.append(_("The publisher says this notice is for people in: %(regions)s.") % {"regions": regions})
         out.append("")
     out.append(_("Saving puts a copy of this file on your device. You can read the articles on a mirror’s "

@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 
 import babel.dates
+import babel.lists
 from babel import Locale
 
 from . import msgfmt
@@ -100,6 +101,11 @@ def _locale(lang: str) -> Locale:
 def region_name(code: str, lang: str) -> str:
     name = _locale(lang).territories.get(code)
     return str(name) if name else code
+
+
+def region_list(codes: list[str], lang: str) -> str:
+    """Region names joined as the language joins a list ("Belarus and Russia")."""
+    return str(babel.lists.format_list([region_name(c, lang) for c in codes], locale=_locale(lang)))
 
 
 def language_name(tag: str, lang: str) -> str:

@@ -114,6 +114,7 @@ class Reader:
             web.get("/verify.html", self.verifier),
             web.get("/mirrors", self.mirrors),
             web.get("/clear", self.clear),
+            web.get("/favicon.ico", self.favicon),
         ]
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -194,7 +195,7 @@ class Reader:
                 continue
             text_lang = lang if lang in n.text else sorted(n.text)[0]
             everywhere = "*" in n.regions or not n.regions
-            regions = ", ".join(i18n.region_name(c, lang) for c in n.regions if c != "*")
+            regions = i18n.region_list([c for c in n.regions if c != "*"], lang)
             shown.append(
                 {
                     "lang": text_lang,
@@ -333,7 +334,7 @@ class Reader:
         title = r._("Before you save this file") if act == "save" else r._("Before you share this file")
         return self._page(
             r, "gate.html", title, status=status, act=act, notices=notices, other_texts=others,
-            hidden_by_audience=hidden, publisher=vb.manifest.publisher,
+            hidden_by_audience=hidden, publisher=Markup("<bdi>{}</bdi>").format(vb.manifest.publisher),
             signed=Markup('<time datetime="{}">{}</time>').format(
                 timefmt.format(vb.manifest.created), i18n.format_date(vb.manifest.created, r.lang)
             ),
@@ -526,6 +527,10 @@ class Reader:
             except TamizdatError:
                 continue
         return self._page(r, "mirrors.html", r._("Other mirrors"), mirrors=ms)
+
+    async def favicon(self, request: web.Request) -> web.Response:
+        """Browsers ask for it on every site; answer without a body, and without a trail."""
+        return web.Response(status=204, headers={**views.BASE_HEADERS, "Content-Security-Policy": views.NONE_CSP})
 
     async def clear(self, request: web.Request) -> web.Response:
         r = await self._req(request)

@@ -42,10 +42,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     logs = base / "logs"
     logs.mkdir()
     handler = logging.FileHandler(logs / "python.log")
-    handler.setLevel(logging.DEBUG)
+    handler.setLevel(logging.INFO)
     logging.getLogger().addHandler(handler)
     old_level = logging.getLogger().level
-    logging.getLogger().setLevel(logging.DEBUG)
+    logging.getLogger().setLevel(logging.INFO)
     port_a, port_b = sample_mod.free_port(), sample_mod.free_port()
     smp = sample_mod.build_sample(base, mirrors=[f"http://localhost:{port_a}", f"http://localhost:{port_b}"])
     b_root = base / "mirror-b"

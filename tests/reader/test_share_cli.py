@@ -6,7 +6,9 @@ import html
 import io
 import json
 import re
+import threading
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -29,6 +31,16 @@ def cli() -> click.Group:
 
     register(group)
     return group
+
+
+def fetch(args: list[str]) -> Any:
+    """Run ``fetch`` in its own thread: Playwright's sync API may own this thread's event loop."""
+    out: list[Any] = []
+    worker = threading.Thread(target=lambda: out.append(CliRunner().invoke(cli(), ["fetch", *args])))
+    worker.start()
+    worker.join(timeout=300)
+    assert out, "fetch did not finish"
+    return out[0]
 
 
 def decode_png(data: bytes) -> str:
@@ -109,7 +121,7 @@ def test_fetch_falls_back_to_the_next_mirror(site: Site, tmp_path: Path) -> None
     link = decode_png(png)
     assert link.startswith(node.url + "/b/")
     out = tmp_path / "out"
-    res = CliRunner().invoke(cli(), ["fetch", link, "-o", str(out), "--yes", "--json"])
+    res = fetch([link, "-o", str(out), "--yes", "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["mirror"] == f"http://localhost:{site.a.port}"
@@ -130,19 +142,19 @@ def test_fetch_needs_confirmation_and_the_right_key(site: Site, tmp_path: Path) 
     i = site.ids["ru"]
     link = str(links.build_link(site.a.url, i, site.keyid, [site.b.url]))
     out = tmp_path / "o"
-    res = CliRunner().invoke(cli(), ["fetch", link, "-o", str(out), "--lang", "ru"])
+    res = fetch([link, "-o", str(out), "--lang", "ru"])
     assert res.exit_code == 1  # no terminal to ask, no --yes: nothing saved
     assert sample_mod.NOTICE_TEXT["ru"] in res.stderr and "Прежде чем сохранить этот файл" in res.stderr
     assert list(out.iterdir()) == []
     other = "e" * 64
-    res = CliRunner().invoke(cli(), ["fetch", link, "-o", str(out), "--yes", "--root-key", other])
+    res = fetch([link, "-o", str(out), "--yes", "--root-key", other])
     assert res.exit_code == 1 and "another root key" in res.stderr and list(out.iterdir()) == []
     # A link whose key is not the publisher's: every mirror's file fails verification.
     bad = str(links.build_link(site.a.url, i, other, [site.b.url]))
-    res = CliRunner().invoke(cli(), ["fetch", bad, "-o", str(out), "--yes"])
+    res = fetch([bad, "-o", str(out), "--yes"])
     assert res.exit_code == 1 and list(out.iterdir()) == []
     # The tampered file is refused everywhere.
     t = site.ids["tampered"]
-    res = CliRunner().invoke(cli(), ["fetch", str(links.build_link(site.a.url, t, site.keyid, [site.b.url])),
+    res = fetch([str(links.build_link(site.a.url, t, site.keyid, [site.b.url])),
                                      "-o", str(out), "--yes"])
     assert res.exit_code == 1 and list(out.iterdir()) == []
