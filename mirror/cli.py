@@ -102,21 +102,22 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
     if not enabled:
         yield None
         return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     bar = Progress(
         TextColumn("bundles"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        DownloadColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[mb]:.1f} MB"),
         TimeElapsedColumn(),
         transient=True,
-        console=None,
+        console=Console(stderr=True),
     )
-    task = bar.add_task("sync", total=None)
+    task = bar.add_task("sync", total=None, mb=0.0)
 
     def update(done: int, total: int, nbytes: int) -> None:
-        bar.update(task, completed=done, total=total)
+        bar.update(task, completed=done, total=total, mb=nbytes / 1e6)
 
     with bar:
         yield update
