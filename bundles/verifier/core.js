@@ -68,8 +68,10 @@ async function sha256hex(bytes) {
   return hex(await crypto.subtle.digest("SHA-256", bytes));
 }
 
+// CRC-32 (zlib's), sixteen bytes a step through 32-bit loads where the
+// platform is little-endian (every browser in use), bytewise otherwise.
 const CRC_T = (() => {
-  const t = new Int32Array(2048);
+  const t = new Int32Array(4096);
   for (let n = 0; n < 256; n++) {
     let c = n;
     for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
@@ -77,39 +79,64 @@ const CRC_T = (() => {
   }
   for (let n = 0; n < 256; n++) {
     let c = t[n];
-    for (let k = 1; k < 8; k++) {
+    for (let k = 1; k < 16; k++) {
       c = t[c & 255] ^ (c >>> 8);
       t[k * 256 + n] = c;
     }
   }
   return t;
 })();
+const LITTLE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 function crc32(b) {
   const T = CRC_T, n = b.length;
   let c = -1, i = 0;
-  for (; i + 8 <= n; i += 8) {
-    c ^= b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24);
-    c = T[1792 + (c & 255)] ^ T[1536 + ((c >>> 8) & 255)] ^ T[1280 + ((c >>> 16) & 255)] ^ T[1024 + (c >>> 24)]
-      ^ T[768 + b[i + 4]] ^ T[512 + b[i + 5]] ^ T[256 + b[i + 6]] ^ T[b[i + 7]];
+  if (LITTLE && n >= 32) {
+    while ((b.byteOffset + i) & 3) c = T[(c ^ b[i++]) & 255] ^ (c >>> 8);
+    const w = new Int32Array(b.buffer, b.byteOffset + i, (n - i) >> 2), m = w.length & ~3;
+    for (let j = 0; j < m; j += 4) {
+      const a = c ^ w[j], x = w[j + 1], y = w[j + 2], z = w[j + 3];
+      c = T[3840 + (a & 255)] ^ T[3584 + ((a >>> 8) & 255)] ^ T[3328 + ((a >>> 16) & 255)] ^ T[3072 + (a >>> 24)]
+        ^ T[2816 + (x & 255)] ^ T[2560 + ((x >>> 8) & 255)] ^ T[2304 + ((x >>> 16) & 255)] ^ T[2048 + (x >>> 24)]
+        ^ T[1792 + (y & 255)] ^ T[1536 + ((y >>> 8) & 255)] ^ T[1280 + ((y >>> 16) & 255)] ^ T[1024 + (y >>> 24)]
+        ^ T[768 + (z & 255)] ^ T[512 + ((z >>> 8) & 255)] ^ T[256 + ((z >>> 16) & 255)] ^ T[z >>> 24];
+    }
+    i += m * 4;
   }
   for (; i < n; i++) c = T[(c ^ b[i]) & 255] ^ (c >>> 8);
   return (c ^ -1) >>> 0;
 }
 
-// A source over a File: reads go through a 4 MiB window, so the many small
-// reads of a walk cost one slice each; the whole file is never loaded.
+// A source over a File, never loaded whole. Each slice read costs a few
+// milliseconds however small, so reads go through a window: small where the
+// walk jumps (headers), growing to 4 MiB while reads run on (entry data).
 function fileSource(file) {
-  const WIN = 4 * MiB;
-  let start = 0, win = null;
+  const BIG = 4 * MiB, SMALL = 256 * 1024;
+  let start = 0, win = null, ahead = null;
+  const direct = (off, end) => file.slice(off, end).arrayBuffer().then((b) => new Uint8Array(b));
   return {
     size: file.size,
+    // Start reading a large range now (the next entry), so that it arrives while the current one is hashed.
+    readAhead(off, len) {
+      const end = Math.min(off + len, file.size);
+      if (end - off >= BIG) {
+        ahead = {off, end, data: direct(off, end)};
+        ahead.data.catch(() => {});
+      }
+    },
     async read(off, len) {
       const end = Math.min(off + len, file.size);
       if (off >= end) return new Uint8Array(0);
       if (win && off >= start && end <= start + win.length) return win.subarray(off - start, end - start);
-      if (end - off >= WIN) return new Uint8Array(await file.slice(off, end).arrayBuffer());
+      const onward = win && off >= start && off <= start + win.length;
+      if (ahead && ahead.off === off && ahead.end === end) {
+        const a = ahead;
+        ahead = null;
+        return a.data;
+      }
+      if (end - off >= BIG) return direct(off, end);
       start = off;
-      win = new Uint8Array(await file.slice(off, Math.min(off + WIN, file.size)).arrayBuffer());
+      win = new Uint8Array(await file.slice(off, Math.min(off + Math.max(onward ? BIG : SMALL, end - off), file.size))
+        .arrayBuffer());
       return win.subarray(0, end - off);
     },
   };
@@ -672,9 +699,10 @@ async function readStructure(src) {
   return entries;
 }
 
-// An entry's bytes, checked against its declared size and CRC (entry-corrupt at `step`).
-// Deflated data is fed 16 KiB at a time and kept only up to the declared size.
-async function entryBytes(src, en, step) {
+// An entry's bytes, checked against its declared size (entry-corrupt at `step`);
+// entryBytes also checks the CRC. Deflated data is fed 16 KiB at a time and
+// kept only up to the declared size.
+async function entryData(src, en, step) {
   let out;
   if (en.method === 0) {
     out = await src.read(en.dataOff, en.csize);
@@ -713,7 +741,12 @@ async function entryBytes(src, en, step) {
     if (err) fail(step, "entry-corrupt");
     out = out.subarray(0, n);
   }
-  if (out.length !== en.size || crc32(out) !== en.crc) fail(step, "entry-corrupt");
+  if (out.length !== en.size) fail(step, "entry-corrupt");
+  return out;
+}
+async function entryBytes(src, en, step) {
+  const out = await entryData(src, en, step);
+  if (crc32(out) !== en.crc) fail(step, "entry-corrupt");
   return out;
 }
 
@@ -778,15 +811,34 @@ async function verifyBundle(src, pinned, progress) {
   for (const e of entries) if (!controlNames.has(e.name) && !listed.has(e.name)) fail(21, "entry-not-in-manifest");
   for (const name of listed.keys()) if (!byName.has(name)) fail(21, "entry-missing");
   // Step 22: every listed entry's size, CRC and SHA-256, in archive order.
-  let done = 0;
-  for (const e of entries) {
-    const f = listed.get(e.name);
-    if (!f) continue;
-    note(22, done++, listed.size);
-    if (e.size !== f.size) fail(22, "entry-size-mismatch");
-    const data = await entryBytes(src, e, 22);
-    if ((await sha256hex(data)) !== f.sha256) fail(22, "entry-hash-mismatch");
+  // SHA-256 runs on WebCrypto's own thread: an entry's hash is awaited only
+  // after the next entry is read and its CRC computed, and a failure of that
+  // next entry is reported only once this one's hash is known to match.
+  const todo = entries.filter((e) => listed.has(e.name));
+  let done = 0, pending = null;
+  const settle = async () => {
+    const p = pending;
+    pending = null;
+    if (p && (await p.digest) !== p.sha256) fail(22, "entry-hash-mismatch");
+  };
+  for (const e of todo) {
+    const f = listed.get(e.name), next = todo[done + 1];
+    note(22, done++, todo.length);
+    let digest = null, err = null;
+    try {
+      if (e.size !== f.size) fail(22, "entry-size-mismatch");
+      const data = await entryData(src, e, 22);
+      if (next && next.method === 0 && src.readAhead) src.readAhead(next.dataOff, next.csize);
+      digest = sha256hex(data);
+      if (crc32(data) !== e.crc) fail(22, "entry-corrupt");
+    } catch (x) {
+      err = x;
+    }
+    await settle();
+    if (err) throw err;
+    pending = {digest, sha256: f.sha256};
   }
+  await settle();
   return {bundleId: await sha256hex(env.payload), manifest, chain, rootVersion: root.version, signingKeyid,
     size: src.size, byName, files: listed};
 }

@@ -19,7 +19,7 @@
       fileLabel: "Bundle file (.zip)", drop: "…or drop the file on this page.",
       needKey: "Enter the publisher's root key id to check this file.",
       checking: "Checking…", step: "step {n}",
-      unsupported: "This browser cannot check bundles (it lacks Ed25519 or a strict decompressor). Nothing was checked. Use a recent browser, or on a computer: tamizdat verify FILE --root-key KEY",
+      unsupported: "This browser cannot check bundles; nothing was checked. Use a recent browser, or on a computer: tamizdat verify FILE --root-key KEY",
       valid: "Valid. Signed by {publisher}",
       validText: "Every file in this bundle is exactly what the publisher signed.",
       invalid: "Not valid: do not trust this file",
@@ -29,9 +29,9 @@
       notices: "Notice from the publisher", signedBy: "Signed by {publisher} on {date}.",
       regions: "Applies in: {list}.", everywhere: "Applies everywhere.",
       articles: "Articles", published: "Published", updated: "Updated",
-      links: "Links in articles are shown as text and never opened: this page makes no network requests.",
+      links: "Links are shown as text, never opened.",
       cantShow: "This article could not be shown.", clear: "Close and forget the file",
-      footer: "Stores nothing unless you tick “remember”; sends nothing. A copy of this page from someone you do not trust could lie: compare its SHA-256 with the one the publisher signs.",
+      footer: "Stores nothing unless you tick “remember”; sends nothing. A copy of this page from an untrusted source could lie: compare its SHA-256 with the publisher's.",
       r_incomplete: "The file is incomplete or is not a bundle. Download it again.",
       r_large: "The file goes beyond the size limits of a bundle.",
       r_archive: "The file is not laid out exactly as bundles are written: it was altered or damaged.",
@@ -62,7 +62,7 @@
       fileLabel: "Файл пакета (.zip)", drop: "…или перетащите файл на эту страницу.",
       needKey: "Введите id корневого ключа издателя, чтобы проверить файл.",
       checking: "Проверка…", step: "шаг {n}",
-      unsupported: "Этот браузер не может проверять пакеты (нет Ed25519 или строгого распаковщика). Ничего не проверено. Откройте свежий браузер или выполните на компьютере: tamizdat verify ФАЙЛ --root-key КЛЮЧ",
+      unsupported: "Этот браузер не может проверять пакеты; ничего не проверено. Откройте свежий браузер или на компьютере: tamizdat verify ФАЙЛ --root-key КЛЮЧ",
       valid: "Файл подлинный. Подписано: {publisher}",
       validText: "Каждый файл в пакете в точности тот, что подписал издатель.",
       invalid: "Файл не прошёл проверку: не доверяйте ему",
@@ -72,9 +72,9 @@
       notices: "Предупреждение издателя", signedBy: "Подписано: {publisher}, {date}.",
       regions: "Касается: {list}.", everywhere: "Касается всех стран.",
       articles: "Статьи", published: "Опубликовано", updated: "Обновлено",
-      links: "Ссылки в статьях показаны текстом и не открываются: эта страница не обращается к сети.",
+      links: "Ссылки показаны текстом и не открываются.",
       cantShow: "Эту статью не удалось показать.", clear: "Закрыть и забыть файл",
-      footer: "Ничего не сохраняет без «запомнить» и ничего не отправляет. Копия страницы от того, кому вы не доверяете, может лгать: сверьте её SHA-256 с подписанным издателем.",
+      footer: "Ничего не сохраняет без «запомнить», ничего не отправляет. Копия страницы из ненадёжного источника может лгать: сверьте её SHA-256 с издательским.",
       r_incomplete: "Файл неполный или это не пакет. Скачайте его ещё раз.",
       r_large: "Файл превышает допустимые размеры пакета.",
       r_archive: "Файл устроен не так, как пишутся пакеты: он изменён или повреждён.",
@@ -105,7 +105,7 @@
       fileLabel: "Файл пакета (.zip)", drop: "…або перетягніть файл на цю сторінку.",
       needKey: "Введіть id кореневого ключа видавця, щоб перевірити файл.",
       checking: "Перевірка…", step: "крок {n}",
-      unsupported: "Цей браузер не може перевіряти пакети (немає Ed25519 або суворого розпаковувача). Нічого не перевірено. Відкрийте новий браузер або виконайте на комп'ютері: tamizdat verify ФАЙЛ --root-key КЛЮЧ",
+      unsupported: "Цей браузер не може перевіряти пакети; нічого не перевірено. Відкрийте новий браузер або на комп'ютері: tamizdat verify ФАЙЛ --root-key КЛЮЧ",
       valid: "Файл справжній. Підписано: {publisher}",
       validText: "Кожен файл у пакеті саме той, що підписав видавець.",
       invalid: "Файл не пройшов перевірку: не довіряйте йому",
@@ -115,9 +115,9 @@
       notices: "Попередження видавця", signedBy: "Підписано: {publisher}, {date}.",
       regions: "Стосується: {list}.", everywhere: "Стосується всіх країн.",
       articles: "Статті", published: "Опубліковано", updated: "Оновлено",
-      links: "Посилання в статтях показано текстом, вони не відкриваються: ця сторінка не звертається до мережі.",
+      links: "Посилання показано текстом, вони не відкриваються.",
       cantShow: "Цю статтю не вдалося показати.", clear: "Закрити й забути файл",
-      footer: "Нічого не зберігає без «запам'ятати» й нічого не надсилає. Копія сторінки від того, кому ви не довіряєте, може брехати: звірте її SHA-256 з підписаним видавцем.",
+      footer: "Нічого не зберігає без «запам'ятати», нічого не надсилає. Копія сторінки з ненадійного джерела може брехати: звірте її SHA-256 з видавцевим.",
       r_incomplete: "Файл неповний або це не пакет. Завантажте його ще раз.",
       r_large: "Файл перевищує допустимі розміри пакета.",
       r_archive: "Файл влаштований не так, як пишуться пакети: його змінено або пошкоджено.",
@@ -148,7 +148,7 @@
       fileLabel: "فایل بسته (.zip)", drop: "…یا فایل را روی این صفحه رها کنید.",
       needKey: "برای بررسی این فایل، شناسهٔ کلید ریشهٔ ناشر را وارد کنید.",
       checking: "در حال بررسی…", step: "مرحلهٔ {n}",
-      unsupported: "این مرورگر نمی‌تواند بسته‌ها را بررسی کند (Ed25519 یا بازکنندهٔ دقیق ندارد). چیزی بررسی نشد. از مرورگری تازه استفاده کنید یا روی رایانه: tamizdat verify FILE --root-key KEY",
+      unsupported: "این مرورگر نمی‌تواند بسته‌ها را بررسی کند؛ چیزی بررسی نشد. از مرورگری تازه استفاده کنید یا روی رایانه: tamizdat verify FILE --root-key KEY",
       valid: "معتبر است. امضاکننده: {publisher}",
       validText: "همهٔ فایل‌های این بسته دقیقاً همان است که ناشر امضا کرده است.",
       invalid: "معتبر نیست: به این فایل اعتماد نکنید",
@@ -158,9 +158,9 @@
       notices: "هشدار ناشر", signedBy: "امضاشده توسط {publisher} در {date}.",
       regions: "مربوط به: {list}.", everywhere: "مربوط به همه‌جا.",
       articles: "مقاله‌ها", published: "انتشار", updated: "به‌روزرسانی",
-      links: "پیوندهای مقاله‌ها به صورت متن نمایش داده می‌شوند و باز نمی‌شوند: این صفحه هیچ درخواستی به شبکه نمی‌فرستد.",
+      links: "پیوندها به صورت متن نمایش داده می‌شوند و باز نمی‌شوند.",
       cantShow: "این مقاله قابل نمایش نبود.", clear: "بستن و فراموش کردن فایل",
-      footer: "بدون «به خاطر بسپار» چیزی ذخیره نمی‌کند و چیزی نمی‌فرستد. نسخه‌ای از این صفحه از فردی نامطمئن ممکن است دروغ بگوید: SHA-256 آن را با نسخهٔ امضاشدهٔ ناشر مقایسه کنید.",
+      footer: "بدون «به خاطر بسپار» چیزی ذخیره نمی‌کند و چیزی نمی‌فرستد. نسخه‌ای از این صفحه از منبعی نامطمئن ممکن است دروغ بگوید: SHA-256 آن را با نسخهٔ ناشر مقایسه کنید.",
       r_incomplete: "فایل ناقص است یا بسته نیست. دوباره آن را دریافت کنید.",
       r_large: "فایل از محدودیت‌های اندازهٔ بسته فراتر می‌رود.",
       r_archive: "ساختار فایل دقیقاً مانند بسته‌ها نیست: تغییر کرده یا آسیب دیده است.",
@@ -497,6 +497,7 @@
     render();
     src = core.fileSource(file);
     let last = 0;
+    const t0 = performance.now();
     try {
       const result = await core.verifyBundle(src, key, (step, done, total) => {
         const now = Date.now();
@@ -506,10 +507,12 @@
         render();
       });
       if (gen !== run) return;
+      verdict.setAttribute("data-ms", (performance.now() - t0).toFixed(1));
       state = {kind: "valid", result};
       setVerdict("valid");
     } catch (e) {
       if (gen !== run) return;
+      verdict.setAttribute("data-ms", (performance.now() - t0).toFixed(1));
       if (e instanceof core.Rejected) {
         state = {kind: "invalid", step: e.step, code: e.code};
         setVerdict("invalid", e.step, e.code);
