@@ -59,8 +59,15 @@ def _row(
     met: bool | None = None,
 ) -> dict[str, Any]:
     ratio = f"{value / baseline:.2f}x" if baseline else "-"
-    return {"name": name, "value": round(value, 3), "unit": unit, "baseline": baseline and round(baseline, 3),
-            "ratio": ratio, "goal": goal, "met": met}
+    return {
+        "name": name,
+        "value": round(value, 3),
+        "unit": unit,
+        "baseline": baseline and round(baseline, 3),
+        "ratio": ratio,
+        "goal": goal,
+        "met": met,
+    }
 
 
 def build(folder: Path, size: int) -> tuple[Path, str]:
@@ -68,8 +75,17 @@ def build(folder: Path, size: int) -> tuple[Path, str]:
     keys = KeyDir(folder / "keys")
     if not (keys.path / "root.json").exists():
         keys.init("Bench", seeds=[bytes([1]) * 32, bytes([2]) * 32], now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
-    doc = {"articles": [{"id": "bench", "lang": "en", "title": "Benchmark", "body": "Text. " * 200,
-                         "published": "2026-02-01T00:00:00Z"}]}
+    doc = {
+        "articles": [
+            {
+                "id": "bench",
+                "lang": "en",
+                "title": "Benchmark",
+                "body": "Text. " * 200,
+                "published": "2026-02-01T00:00:00Z",
+            }
+        ]
+    }
     inp = parse_bundle_input(json.dumps(doc).encode(), base=folder)
     rnd = random.Random(size)
     extra: dict[str, Path | bytes] = {}
@@ -100,8 +116,11 @@ def time_python(path: Path, key: str, runs: int) -> float:
 
 def time_cli(path: Path, key: str, runs: int) -> float:
     exe = Path(sys.executable).with_name("tamizdat")
-    cmd = [str(exe), "verify", str(path), "--root-key", key] if exe.exists() else [
-        sys.executable, "-m", "tamizdat.cli", "verify", str(path), "--root-key", key]
+    cmd = (
+        [str(exe), "verify", str(path), "--root-key", key]
+        if exe.exists()
+        else [sys.executable, "-m", "tamizdat.cli", "verify", str(path), "--root-key", key]
+    )
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -116,11 +135,13 @@ def time_page(page: Any, url: str, path: Path, key: str, runs: int) -> float:
         page.goto(f"{url}#k={key}")
         page.set_input_files("#bundle", str(path))
         page.wait_for_function(
-            "() => ['valid', 'invalid', 'error', 'unsupported'].includes(document.getElementById('verdict').dataset.verdict)",
+            "() => ['valid', 'invalid', 'error', 'unsupported']"
+            ".includes(document.getElementById('verdict').dataset.verdict)",
             timeout=600_000,
         )
-        verdict, ms = page.evaluate("() => [document.getElementById('verdict').dataset.verdict, "
-                                    "document.getElementById('verdict').dataset.ms]")
+        verdict, ms = page.evaluate(
+            "() => [document.getElementById('verdict').dataset.verdict, document.getElementById('verdict').dataset.ms]"
+        )
         if verdict != "valid":
             raise RuntimeError(f"the page says {verdict} for {path.name}")
         if i:
@@ -134,9 +155,10 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
     rows = [_row("verifier page size", size_kb, "KB", goal=f"< {GOAL_KB:g} KB", met=size_kb < GOAL_KB)]
     try:
         from playwright.sync_api import sync_playwright
+
+        available = os.access(CHROMIUM, os.X_OK)
     except ImportError:
-        sync_playwright = None
-    available = sync_playwright is not None and os.access(CHROMIUM, os.X_OK)
+        available = False
     with tempfile.TemporaryDirectory(prefix="verifier-bench-") as tmp:
         folder = Path(tmp)
         page_file = folder / "verify.html"
@@ -146,7 +168,6 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
         cli = {label: time_cli(path, key, max(2, runs // 2)) for label, path, key in bundles}
         page_ms: dict[str, float] = {}
         if available:
-            assert sync_playwright is not None
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
                 page = browser.new_page()
@@ -157,11 +178,20 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
             mb = path.stat().st_size / MB
             if label in page_ms:
                 value = page_ms[label]
-                rows.append(_row(f"verifier page: verify {label} ({mb:.0f} MB)", value, "ms", python[label],
-                                 goal=f"<= {GOAL_RATIO:g}x python", met=value <= GOAL_RATIO * python[label]))
+                rows.append(
+                    _row(
+                        f"verifier page: verify {label} ({mb:.0f} MB)",
+                        value,
+                        "ms",
+                        python[label],
+                        goal=f"<= {GOAL_RATIO:g}x python",
+                        met=value <= GOAL_RATIO * python[label],
+                    )
+                )
             else:
-                rows.append(_row(f"verifier page: verify {label} (no Chromium here)", float("nan"), "ms",
-                                 python[label]))
+                rows.append(
+                    _row(f"verifier page: verify {label} (no Chromium here)", float("nan"), "ms", python[label])
+                )
             rows.append(_row(f"python verify_bundle {label} (baseline)", python[label], "ms"))
             rows.append(_row(f"tamizdat verify CLI {label} (process)", cli[label], "ms"))
     return rows

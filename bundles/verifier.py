@@ -52,7 +52,7 @@ def _regex_allowed(out: list[str]) -> bool:
         return False
     if last in _IDENT:
         word = re.search(r"[A-Za-z0-9_$]+$", text)
-        return bool(word) and word.group(0) in _REGEX_AFTER_WORD
+        return word is not None and word.group(0) in _REGEX_AFTER_WORD
     return True
 
 

@@ -43,8 +43,24 @@ MEDIA = (b".jpg", b".png", b".webp")
 CEN = struct.Struct("<4s6H3L5H2L")
 LOC = struct.Struct("<4s5H3L2H")
 EOCD = struct.Struct("<4s4H2LH")
-CEN_FIELDS = ("made", "needed", "flags", "method", "mtime", "mdate", "crc", "csize", "usize", "nlen", "xlen", "clen",
-              "disk", "iattr", "eattr", "offset")
+CEN_FIELDS = (
+    "made",
+    "needed",
+    "flags",
+    "method",
+    "mtime",
+    "mdate",
+    "crc",
+    "csize",
+    "usize",
+    "nlen",
+    "xlen",
+    "clen",
+    "disk",
+    "iattr",
+    "eattr",
+    "offset",
+)
 LOC_FIELDS = ("needed", "flags", "method", "mtime", "mdate", "crc", "csize", "usize", "nlen", "xlen")
 EOCD_FIELDS = ("disk", "cd_disk", "n_disk", "n_total", "cd_size", "cd_offset", "clen")
 
@@ -108,8 +124,28 @@ def write_zip(entries: list[ZEntry]) -> bytes:
         offset = len(out)
         out += LOC.pack(b"PK\x03\x04", 20, 0, e.method, 0, 0x21, e.crc, len(e.data), e.usize, len(e.name), 0)
         out += e.name + e.data
-        cd += CEN.pack(b"PK\x01\x02", 0x0314, 20, 0, e.method, 0, 0x21, e.crc, len(e.data), e.usize, len(e.name),
-                       0, 0, 0, 0, 0x81A40000, offset) + e.name
+        cd += (
+            CEN.pack(
+                b"PK\x01\x02",
+                0x0314,
+                20,
+                0,
+                e.method,
+                0,
+                0x21,
+                e.crc,
+                len(e.data),
+                e.usize,
+                len(e.name),
+                0,
+                0,
+                0,
+                0,
+                0x81A40000,
+                offset,
+            )
+            + e.name
+        )
     end = EOCD.pack(b"PK\x05\x06", 0, 0, len(entries), len(entries), len(cd), len(out), 0)
     return bytes(out + cd + end)
 
@@ -241,8 +277,14 @@ def build_bases(folder: Path) -> list[Base]:
         build_bundle(inp, signer=by, chain=keydir.chain(), out=out, durable=False)
         bases.append(Base(name, out, keydir.root_keyid(), by, roots, own))
 
-    build("article", {"articles": [_article(1, "en", "Plant discharged waste", "a.png")], "notices": [NOTICE_RU]},
-          keys, signer, {1: [root_key]}, {1: [root_key]})
+    build(
+        "article",
+        {"articles": [_article(1, "en", "Plant discharged waste", "a.png")], "notices": [NOTICE_RU]},
+        keys,
+        signer,
+        {1: [root_key]},
+        {1: [root_key]},
+    )
     edition = {
         "kind": "edition",
         "title": "Weekly edition",
@@ -266,10 +308,18 @@ def build_bases(folder: Path) -> list[Base]:
         rot.revoke(first.keyid, "key leaked", now=dt.datetime(2026, 3, 15, tzinfo=UTC))
         rot.rotate_root(now=dt.datetime(2026, 4, 1, tzinfo=UTC))
     new_root = SigningKey.load(next((rot.private_dir).glob("*.pem")))
-    doc = {"articles": [_article(5, "uk", "Суд розглядає справу", published="2026-04-10T08:00:00Z")],
-           "created": "2026-04-15T08:30:00Z"}
-    build("rotated", doc, rot, new_signer, {1: [root_b], 2: [root_b], 3: [root_b], 4: [root_b, new_root]},
-          {1: [root_b], 2: [root_b], 3: [root_b], 4: [new_root]})
+    doc = {
+        "articles": [_article(5, "uk", "Суд розглядає справу", published="2026-04-10T08:00:00Z")],
+        "created": "2026-04-15T08:30:00Z",
+    }
+    build(
+        "rotated",
+        doc,
+        rot,
+        new_signer,
+        {1: [root_b], 2: [root_b], 3: [root_b], 4: [root_b, new_root]},
+        {1: [root_b], 2: [root_b], 3: [root_b], 4: [new_root]},
+    )
     return bases
 
 
@@ -307,7 +357,9 @@ def _field_value(rnd: random.Random, old: int, width: int) -> int:
     return value % (1 << (8 * width))
 
 
-def _patch_field(data: bytes, at: int, layout: struct.Struct, fields: tuple[str, ...], field: str, rnd: random.Random) -> bytes:
+def _patch_field(
+    data: bytes, at: int, layout: struct.Struct, fields: tuple[str, ...], field: str, rnd: random.Random
+) -> bytes:
     codes = [c for n, c in re.findall(r"(\d*)([HLs])", layout.format) for _ in range(1 if c == "s" else int(n or 1))]
     codes = codes[1:]  # the signature
     k = fields.index(field)
@@ -332,9 +384,35 @@ def _containers(doc: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[An
 
 
 ODD_VALUES: tuple[Any, ...] = (
-    None, True, 0, -1, 2**53, "", "x", "\x00", [], {}, ["bundle"], "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z",
-    "2026-01-01T00:00:00", "2030-01-01T00:00:00Z", "1990-01-01T00:00:00Z", "a" * 300, "0" * 64, "Index.html",
-    "articles/9.html", "media/x.png", "meta/x.json", "edition", "article", "*", "ZZ", "en", "EN", 1.5,
+    None,
+    True,
+    0,
+    -1,
+    2**53,
+    "",
+    "x",
+    "\x00",
+    [],
+    {},
+    ["bundle"],
+    "2026-13-01T00:00:00Z",
+    "2026-02-29T00:00:00Z",
+    "2026-01-01T00:00:00",
+    "2030-01-01T00:00:00Z",
+    "1990-01-01T00:00:00Z",
+    "a" * 300,
+    "0" * 64,
+    "Index.html",
+    "articles/9.html",
+    "media/x.png",
+    "meta/x.json",
+    "edition",
+    "article",
+    "*",
+    "ZZ",
+    "en",
+    "EN",
+    1.5,
 )
 
 
@@ -368,7 +446,7 @@ def mutate_text(text: bytes, rnd: random.Random) -> tuple[str, bytes]:
     if op == "flip":
         b[i] ^= rnd.choice((1, 2, 4, 8, 0x20, 0x40, 0x80))
     elif op == "insert":
-        b[i:i] = rnd.choice((b" ", b",", b"\"", b"{", b"]", b"\xff", b"\\u0000", b"\\ud800", b"1", b"\t", b"NaN"))
+        b[i:i] = rnd.choice((b" ", b",", b'"', b"{", b"]", b"\xff", b"\\u0000", b"\\ud800", b"1", b"\t", b"NaN"))
     elif op == "delete":
         del b[i : i + rnd.randint(1, 3)]
     elif op == "dup-key":
@@ -382,14 +460,15 @@ def mutate_text(text: bytes, rnd: random.Random) -> tuple[str, bytes]:
     elif op == "float":
         j = text.find(b":", i)
         if j >= 0:
-            b[j + 1 : j + 1] = rnd.choice((b"1.0,\"f\":", b"1e3,\"f\":", b"-0.5,\"f\":"))
+            b[j + 1 : j + 1] = rnd.choice((b'1.0,"f":', b'1e3,"f":', b'-0.5,"f":'))
     elif op == "bom":
         b[0:0] = b"\xef\xbb\xbf"
     elif op == "bigint":
         j = text.find(b":", i)
         if j >= 0:
-            b[j + 1 : j + 1] = rnd.choice((b"9007199254740992,\"f\":", b"-9007199254740992,\"f\":",
-                                           b"9007199254740991,\"f\":"))
+            b[j + 1 : j + 1] = rnd.choice(
+                (b'9007199254740992,"f":', b'-9007199254740992,"f":', b'9007199254740991,"f":')
+            )
     return op, bytes(b)
 
 
@@ -436,7 +515,11 @@ def mutations(base: Base, rnd: random.Random, count: int) -> Iterator[Mutation]:
         junk = rnd.randbytes(rnd.randint(1, 64))
         if rnd.random() < 0.3:
             junk = b"PK\x05\x06" + junk
-        return ("append" if rnd.random() < 0.6 else "prepend"), (data + junk if rnd.random() < 0.6 else junk + data), False
+        return (
+            ("append" if rnd.random() < 0.6 else "prepend"),
+            (data + junk if rnd.random() < 0.6 else junk + data),
+            False,
+        )
 
     def field() -> tuple[str, bytes, bool]:
         e = rnd.choice(entries)
@@ -471,9 +554,22 @@ def mutations(base: Base, rnd: random.Random, count: int) -> Iterator[Mutation]:
             name = rnd.choice(names)
             return f"remove:{name.decode()}", repack(data, {k: v for k, v in files.items() if k != name}), False
         if op == "add":
-            name = rnd.choice((b"extra.html", b"meta/extra.json", b"meta/roots/9.json", b"meta/roots/0.json",
-                               b"Index.html", b"media/0123456789abcdef.png", b"articles/../x.html", b"a//b.html",
-                               b"articles/1.html/", b"z.txt", b"meta/roots/1.json.bak", b"\xe9.html"))
+            name = rnd.choice(
+                (
+                    b"extra.html",
+                    b"meta/extra.json",
+                    b"meta/roots/9.json",
+                    b"meta/roots/0.json",
+                    b"Index.html",
+                    b"media/0123456789abcdef.png",
+                    b"articles/../x.html",
+                    b"a//b.html",
+                    b"articles/1.html/",
+                    b"z.txt",
+                    b"meta/roots/1.json.bak",
+                    b"\xe9.html",
+                )
+            )
             if name in files:
                 name = b"x" + name
             return f"add:{name!r}", repack(data, {**files, name: b"<p>added</p>"}), False
@@ -506,8 +602,18 @@ def mutations(base: Base, rnd: random.Random, count: int) -> Iterator[Mutation]:
         # A signed change that keeps the manifest consistent with the files:
         # publisher, times, notices, supersedes, order; validity is legitimate here.
         doc = copy.deepcopy(manifest)
-        op = rnd.choice(("created-early", "created-late", "publisher", "root_keyid", "supersedes", "notice-region",
-                         "article-updated", "kind"))
+        op = rnd.choice(
+            (
+                "created-early",
+                "created-late",
+                "publisher",
+                "root_keyid",
+                "supersedes",
+                "notice-region",
+                "article-updated",
+                "kind",
+            )
+        )
         if op == "created-early":
             doc["created"] = "2025-12-31T23:59:59Z"
         elif op == "created-late":
@@ -633,9 +739,21 @@ def mutations(base: Base, rnd: random.Random, count: int) -> Iterator[Mutation]:
         return f"size-bomb:{e.name.decode()}", bytes(b), False
 
     kinds: list[tuple[Callable[[], tuple[str, bytes, bool]], int]] = [
-        (flip_any, 14), (flip_struct, 12), (truncate, 5), (extend, 4), (field, 12), (eocd, 4), (content, 8),
-        (entries_edit, 8), (manifest_resigned, 12), (manifest_consistent, 5), (envelope_edit, 6), (root_edit, 8),
-        (roots_edit, 2), (root_semantic, 8), (size_bomb, 3),
+        (flip_any, 14),
+        (flip_struct, 12),
+        (truncate, 5),
+        (extend, 4),
+        (field, 12),
+        (eocd, 4),
+        (content, 8),
+        (entries_edit, 8),
+        (manifest_resigned, 12),
+        (manifest_consistent, 5),
+        (envelope_edit, 6),
+        (root_edit, 8),
+        (roots_edit, 2),
+        (root_semantic, 8),
+        (size_bomb, 3),
     ]
     funcs = [f for f, _ in kinds]
     weights = [w for _, w in kinds]

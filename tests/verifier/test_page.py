@@ -117,7 +117,7 @@ def _hostile(base: Base) -> bytes:
         '<meta http-equiv="refresh" content="0;url=https://example.org/r">'
         '<svg><image href="https://example.org/svg.png"/></svg>'
     )
-    doc["sections"] = [{"heading": "Head", "html": "<p onclick=\"parent.pwned=4\">section text</p>"}]
+    doc["sections"] = [{"heading": "Head", "html": '<p onclick="parent.pwned=4">section text</p>'}]
     return resign_with(base, {b"articles/1.json": json.dumps(doc).encode()})
 
 
@@ -128,7 +128,8 @@ def test_valid_bundle_notice_first_then_articles(verifier: VerifierPage, bases: 
     page.wait_for_function(FRAME_READY)
     assert page.is_visible("#reading")
     order = page.evaluate(
-        """() => { const n = document.querySelector('#notices .notice'), f = document.querySelector('#frame-box iframe');
+        """() => { const n = document.querySelector('#notices .notice');
+        const f = document.querySelector('#frame-box iframe');
         return !!(n && f && (n.compareDocumentPosition(f) & Node.DOCUMENT_POSITION_FOLLOWING)); }"""
     )
     assert order, "the signed notice comes before the articles"
@@ -170,8 +171,9 @@ def test_bundle_html_stays_inert(verifier: VerifierPage, bases: dict[str, Base],
     page.wait_for_function(FRAME_READY)
     inside = page.evaluate(
         """() => { const d = document.querySelector('#frame-box iframe').contentDocument;
-        return {bad: d.querySelectorAll('script,iframe,style:not(head style),form,input,meta[http-equiv=refresh],svg,img:not(figure img),[onclick],[onerror],[style],a[href]').length,
-                text: d.body.innerText}; }"""
+        const bad = 'script,iframe,style:not(head style),form,input,meta[http-equiv=refresh],svg,' +
+          'img:not(figure img),[onclick],[onerror],[style],a[href]';
+        return {bad: d.querySelectorAll(bad).length, text: d.body.innerText}; }"""
     )
     assert inside["bad"] == 0
     assert "Visible paragraph." in inside["text"] and "section text" in inside["text"]
@@ -182,7 +184,9 @@ def test_bundle_html_stays_inert(verifier: VerifierPage, bases: dict[str, Base],
 
 
 @pytest.mark.parametrize("what", ["media", "article-data", "manifest", "root"])
-def test_invalid_bundle_shows_nothing(verifier: VerifierPage, bases: dict[str, Base], tmp_path: Path, what: str) -> None:
+def test_invalid_bundle_shows_nothing(
+    verifier: VerifierPage, bases: dict[str, Base], tmp_path: Path, what: str
+) -> None:
     base = bases["article"]
     files = files_of(base.data)
     name = {
@@ -226,8 +230,12 @@ def test_old_browsers_are_told_so(fresh_page: Any, bases: dict[str, Base], init:
     assert vp.page.get_attribute("#reading", "hidden") is not None
 
 
-LANGS = [("en-US", "en", "ltr", "Not valid"), ("ru-RU", "ru", "ltr", "не прошёл"),
-         ("uk-UA", "uk", "ltr", "не пройшов"), ("fa-IR", "fa", "rtl", "معتبر نیست")]
+LANGS = [
+    ("en-US", "en", "ltr", "Not valid"),
+    ("ru-RU", "ru", "ltr", "не прошёл"),
+    ("uk-UA", "uk", "ltr", "не пройшов"),
+    ("fa-IR", "fa", "rtl", "معتبر نیست"),
+]
 
 
 @pytest.mark.parametrize(("locale", "lang", "direction", "invalid_text"), LANGS, ids=[x[1] for x in LANGS])
@@ -301,3 +309,14 @@ def test_reader_sees_signed_notice_text_not_unsigned(verifier: VerifierPage, bas
     texts = verifier.page.inner_text("#notices")
     payload = json.loads(base64.b64decode(json.loads(files_of(base.data)[b"meta/manifest.dsse.json"])["payload"]))
     assert all(any(t in texts for t in n["text"].values()) for n in payload["notices"])
+
+
+def test_missing_browser_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    from . import conftest
+
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception):
+        conftest._missing("/usr/bin/chromium")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        conftest._missing("/usr/bin/chromium")
