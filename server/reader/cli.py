@@ -49,8 +49,14 @@ def _keyid(value: str, hint: str) -> str:
 
 @click.command("share")
 @click.argument("bundle_id")
-@click.option("--mirror", "mirrors", multiple=True, required=True, metavar="URL",
-              help="A site that serves the file; the first one opens the link, the others are fallbacks.")
+@click.option(
+    "--mirror",
+    "mirrors",
+    multiple=True,
+    required=True,
+    metavar="URL",
+    help="A site that serves the file; the first one opens the link, the others are fallbacks.",
+)
 @click.option("--root-key", "root_key", required=True, metavar="ID", help="The publisher's root key id (64 hex).")
 @click.option("--png", "png", type=click.Path(dir_okay=False, path_type=Path), help="Write the QR code as PNG.")
 @click.option("--svg", "svg", type=click.Path(dir_okay=False, path_type=Path), help="Write the QR code as SVG.")
@@ -58,14 +64,19 @@ def _keyid(value: str, hint: str) -> str:
 @json_option
 @guarded
 def share_cmd(
-    bundle_id: str, mirrors: tuple[str, ...], root_key: str, png: Path | None, svg: Path | None,
-    terminal: bool, as_json: bool,
+    bundle_id: str,
+    mirrors: tuple[str, ...],
+    root_key: str,
+    png: Path | None,
+    svg: Path | None,
+    terminal: bool,
+    as_json: bool,
 ) -> None:
     """Make the share link (and QR code) for a bundle.
 
     The link is https://<first mirror>/b/<bundle id>#k=<root key id>&m=<other mirrors>.
     """
-    if sum(x is not None and x is not False for x in (png, svg, terminal or None)) > 1:
+    if sum([png is not None, svg is not None, terminal]) > 1:
         raise click.UsageError("choose one of --png, --svg and --terminal")
     if not links.HEX64.match(bundle_id):
         raise click.BadParameter("a bundle id is 64 lowercase hex digits", param_hint="BUNDLE_ID")
@@ -104,8 +115,7 @@ async def _download(link: links.ShareLink, keyid: str, part: Path) -> tuple[str,
             except (NetworkError, RejectedError) as exc:
                 tried.append(f"{base}: {exc.code}")
                 part.unlink(missing_ok=True)
-    raise NetworkError("no mirror in the link gave a file that verifies (" + "; ".join(tried) + ")",
-                       code="no-mirror")
+    raise NetworkError("no mirror in the link gave a file that verifies (" + "; ".join(tried) + ")", code="no-mirror")
 
 
 def notice_text(vb: VerifiedBundle, lang: str, mirror: str) -> str:
@@ -120,8 +130,10 @@ def notice_text(vb: VerifiedBundle, lang: str, mirror: str) -> str:
     if not m.notices:
         out.append(_("The publisher attached no notice to this file."))
     for n in m.notices:
-        out.append(_("Signed by %(publisher)s on %(date)s. Shown exactly as the publisher wrote it.")
-                   % {"publisher": m.publisher, "date": date})
+        out.append(
+            _("Signed by %(publisher)s on %(date)s. Shown exactly as the publisher wrote it.")
+            % {"publisher": m.publisher, "date": date}
+        )
         texts = [(lang, n.text[lang])] if lang in n.text else sorted(n.text.items())
         for tl, text in texts:
             out.append(f"[{tl}] {text}")
@@ -131,19 +143,39 @@ def notice_text(vb: VerifiedBundle, lang: str, mirror: str) -> str:
             regions = i18n.region_list(list(n.regions), lang)
             out.append(_("The publisher says this notice is for people in: %(regions)s.") % {"regions": regions})
         out.append("")
-    out.append(_("Saving puts a copy of this file on your device. You can read the articles on a mirror’s "
-                 "pages instead, without saving."))
-    out.append(_("A saved file stays on your device until you delete it. Anyone who checks the device can "
-                 "find it. Your network could see which mirror you used: %(mirror)s.") % {"mirror": mirror})
+    out.append(
+        _(
+            "Saving puts a copy of this file on your device. You can read the articles on a mirror’s "
+            "pages instead, without saving."
+        )
+    )
+    out.append(
+        _(
+            "A saved file stays on your device until you delete it. Anyone who checks the device can "
+            "find it. Your network could see which mirror you used: %(mirror)s."
+        )
+        % {"mirror": mirror}
+    )
     return "\n".join(out)
 
 
 @click.command("fetch")
 @click.argument("link")
-@click.option("-o", "--output-dir", "out_dir", default=".", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to save <bundle id>.zip in (default: here).")
-@click.option("--root-key", "root_key", default=None, metavar="ID",
-              help="The root key id you pinned; the link's k= must match it.")
+@click.option(
+    "-o",
+    "--output-dir",
+    "out_dir",
+    default=".",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to save <bundle id>.zip in (default: here).",
+)
+@click.option(
+    "--root-key",
+    "root_key",
+    default=None,
+    metavar="ID",
+    help="The root key id you pinned; the link's k= must match it.",
+)
 @click.option("--yes", is_flag=True, help="Save without asking (for scripts); the notice is still shown.")
 @click.option("--lang", default=None, metavar="LANG", help="Language of the notice: en, ru, uk or fa.")
 @json_option
@@ -176,8 +208,14 @@ def fetch_cmd(link: str, out_dir: Path, root_key: str | None, yes: bool, lang: s
         os.replace(part, final)
     finally:
         part.unlink(missing_ok=True)
-    data = {"ok": True, "bundle_id": vb.bundle_id, "path": str(final), "mirror": mirror, "failed": tried,
-            "size": vb.size}
+    data = {
+        "ok": True,
+        "bundle_id": vb.bundle_id,
+        "path": str(final),
+        "mirror": mirror,
+        "failed": tried,
+        "size": vb.size,
+    }
     emit(as_json, data, _("Saved: %(path)s") % {"path": str(final)})
 
 

@@ -160,9 +160,10 @@ def compile_mo(catalog: Catalog, path: str = "<po>", *, strict: bool = True) -> 
         raise CatalogError("; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""))
     entries: dict[str, str] = {}
     for m in catalog.messages:
-        if m.obsolete or m.fuzzy or (not strict and (not m.msgstr or any(not s for s in m.msgstr))):
-            if not (m.msgid == "" and m.msgctxt is None):
-                continue
+        is_header = m.msgid == "" and m.msgctxt is None
+        skip = m.obsolete or m.fuzzy or (not strict and (not m.msgstr or any(not s for s in m.msgstr)))
+        if skip and not is_header:
+            continue
         key = m.key if m.msgid_plural is None else f"{m.key}\x00{m.msgid_plural}"
         entries[key] = "\x00".join(m.msgstr)
     keys = sorted(entries)

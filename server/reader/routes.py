@@ -174,15 +174,22 @@ class Reader:
         return self._page(r, "problem.html", r._("Not available"), status=status, code=exc.code, reason=reason)
 
     def _redirect(self, location: str, status: int = 303) -> web.Response:
-        return web.Response(status=status, headers={**views.BASE_HEADERS, "Location": location,
-                                                    "Content-Security-Policy": views.NONE_CSP})
+        return web.Response(
+            status=status,
+            headers={**views.BASE_HEADERS, "Location": location, "Content-Security-Policy": views.NONE_CSP},
+        )
 
     async def not_allowed(self, request: web.Request) -> web.Response:
         r = await self._req(request)
         notice_page = "/".join(request.path.split("/")[:3])  # /save/<id> or /share/<id>
         return self._page(
-            r, "problem.html", r._("Not available"), status=405, code="method",
-            headers={"Allow": "POST"}, lang_path=notice_page,
+            r,
+            "problem.html",
+            r._("Not available"),
+            status=405,
+            code="method",
+            headers={"Allow": "POST"},
+            lang_path=notice_page,
         )
 
     async def _notices(self, vb: VerifiedBundle, lang: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
@@ -284,8 +291,14 @@ class Reader:
         main_lang = m.articles[0].lang
         title = m.title if (self.descriptive_titles and m.title) else r._("Contents of this file")
         return self._page(
-            r, "bundle.html", title, articles=articles, heading=m.title, heading_lang=main_lang,
-            bundle_id=bid, newer=self._newer(r, bid),
+            r,
+            "bundle.html",
+            title,
+            articles=articles,
+            heading=m.title,
+            heading_lang=main_lang,
+            bundle_id=bid,
+            newer=self._newer(r, bid),
         )
 
     async def article(self, request: web.Request) -> web.Response:
@@ -307,7 +320,12 @@ class Reader:
             return self._problem(r, "rejected", status=502)
         title = ref.title if self.descriptive_titles else r._("Article")
         return self._page(
-            r, "article.html", title, a=view, bundle_id=bid, others=len(vb.manifest.articles) > 1,
+            r,
+            "article.html",
+            title,
+            a=view,
+            bundle_id=bid,
+            others=len(vb.manifest.articles) > 1,
             newer=self._newer(r, bid),
         )
 
@@ -319,7 +337,8 @@ class Reader:
         except Unavailable:
             return web.Response(status=404, headers={**views.BASE_HEADERS, "Content-Security-Policy": views.NONE_CSP})
         return web.Response(
-            body=data, content_type=ctype,
+            body=data,
+            content_type=ctype,
             headers={**views.BASE_HEADERS, "Content-Security-Policy": views.NONE_CSP},
         )
 
@@ -333,12 +352,22 @@ class Reader:
         confirm = r.url(f"/save/{bid}/file" if act == "save" else f"/share/{bid}/code")
         title = r._("Before you save this file") if act == "save" else r._("Before you share this file")
         return self._page(
-            r, "gate.html", title, status=status, act=act, notices=notices, other_texts=others,
-            hidden_by_audience=hidden, publisher=Markup("<bdi>{}</bdi>").format(vb.manifest.publisher),
+            r,
+            "gate.html",
+            title,
+            status=status,
+            act=act,
+            notices=notices,
+            other_texts=others,
+            hidden_by_audience=hidden,
+            publisher=Markup("<bdi>{}</bdi>").format(vb.manifest.publisher),
             signed=Markup('<time datetime="{}">{}</time>').format(
                 timefmt.format(vb.manifest.created), i18n.format_date(vb.manifest.created, r.lang)
             ),
-            back=r.url(f"/v/{bid}"), confirm=confirm, noindex=True, lang_path=f"/{act}/{bid}",
+            back=r.url(f"/v/{bid}"),
+            confirm=confirm,
+            noindex=True,
+            lang_path=f"/{act}/{bid}",
         )
 
     async def save_notice(self, request: web.Request) -> web.Response:
@@ -426,9 +455,17 @@ class Reader:
         link = str(self.share_link(r, vb))
         code = await asyncio.to_thread(qr.make, link)
         return self._page(
-            r, "shared.html", r._("Link and QR code"), link=link, svg=code.svg(r._("QR code of the link")),
-            payload_bytes=len(link.encode()), level=code.level, back=r.url(f"/v/{bid}"),
-            png=r.url(f"/share/{bid}/code.png"), noindex=True, lang_path=f"/share/{bid}",
+            r,
+            "shared.html",
+            r._("Link and QR code"),
+            link=link,
+            svg=code.svg(r._("QR code of the link")),
+            payload_bytes=len(link.encode()),
+            level=code.level,
+            back=r.url(f"/v/{bid}"),
+            png=r.url(f"/share/{bid}/code.png"),
+            noindex=True,
+            lang_path=f"/share/{bid}",
         )
 
     async def share_png(self, request: web.Request) -> web.Response:
@@ -455,7 +492,12 @@ class Reader:
     async def landing(self, request: web.Request) -> web.Response:
         r = await self._req(request)
         return self._page(
-            r, "landing.html", r._("A shared file"), noindex=True, landing=True, keyid=r.snap.keyid or "",
+            r,
+            "landing.html",
+            r._("A shared file"),
+            noindex=True,
+            landing=True,
+            keyid=r.snap.keyid or "",
             lang_param=r.lang if r.choice.explicit else "",
         )
 
@@ -479,7 +521,7 @@ class Reader:
                         continue
                     data = cand.read_bytes()
                 else:
-                    from tamizdat.bundles import verifier  # type: ignore[attr-defined]
+                    from tamizdat.bundles import verifier
 
                     data = verifier.page_bytes()
             except (ImportError, AttributeError, OSError):
@@ -536,9 +578,7 @@ class Reader:
         r = await self._req(request)
         # "cookies" is left out on purpose: this site sets none, and the directive would also
         # clear cookies of every other site under the same registrable domain.
-        return self._page(
-            r, "clear.html", r._("Clear this device"), headers={"Clear-Site-Data": '"cache", "storage"'}
-        )
+        return self._page(r, "clear.html", r._("Clear this device"), headers={"Clear-Site-Data": '"cache", "storage"'})
 
 
 def _guarded(route: web.RouteDef) -> web.RouteDef:
@@ -550,7 +590,7 @@ def _guarded(route: web.RouteDef) -> web.RouteDef:
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         try:
-            return await handler(request)  # type: ignore[no-any-return]
+            return await handler(request)
         except (web.HTTPException, asyncio.CancelledError, ConnectionError):
             raise
         except Exception:

@@ -130,9 +130,7 @@ def load_snapshot(public: Path, pinned: str | None = None) -> Snapshot:
     except (OSError, TamizdatError) as exc:
         return Snapshot(problem=f"root: {getattr(exc, 'code', 'io')}")
     keyid = _publisher_keyid(public, root, root_bytes, pinned)
-    base = Snapshot(
-        root=root, root_bytes=root_bytes, root_sha=hashlib.sha256(root_bytes).hexdigest(), keyid=keyid
-    )
+    base = Snapshot(root=root, root_bytes=root_bytes, root_sha=hashlib.sha256(root_bytes).hexdigest(), keyid=keyid)
     try:
         signed = verify_index(_read_capped(public / "index.json", MAX_INDEX_FILE), root)
     except (OSError, TamizdatError) as exc:

@@ -72,8 +72,10 @@ def environment(lang: str) -> jinja2.Environment:
 def render(template: str, lang: str, **context: Any) -> str:
     a = assets()
     page_js = Markup(a["landing_js"]) if context.pop("landing", False) else ""
-    return environment(lang).get_template(template).render(
-        css=Markup(a["css"]), leave_js=Markup(a["leave_js"]), page_js=page_js, **context
+    return (
+        environment(lang)
+        .get_template(template)
+        .render(css=Markup(a["css"]), leave_js=Markup(a["leave_js"]), page_js=page_js, **context)
     )
 
 

@@ -22,8 +22,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import sample as sample_mod  # noqa: E402
-from sample import Site  # noqa: E402
+import sample as sample_mod
+from sample import Site
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -83,8 +83,36 @@ class Sample:
         return self.data.public
 
 
-def build_sample(base: Path, *, mirrors: list[str] | None = None, expired: bool = False) -> Sample:
-    """Write keys to ``base/keys`` and a full DATA tree to ``base/data``."""
+def long_body(n_chars: int) -> str:
+    """Plain news-like Markdown of about ``n_chars`` characters (paragraphs, a list, a link)."""
+    sentences = [
+        "The regional court heard the case again on Tuesday, and the judge gave the defence two more weeks.",
+        "Residents of the river villages say the water has tasted of metal since the plant reopened in spring.",
+        "Officials did not answer questions sent by e-mail, and the ministry's press office declined to comment.",
+        "According to documents seen by reporters, the inspection found several breaches that were never fixed.",
+        "Lawyers for the families said they would appeal if the court refused to order an independent test.",
+    ]
+    parts: list[str] = []
+    size, i = 0, 0
+    while size < n_chars:
+        if i % 7 == 6:
+            block = "\n".join(f"- {sentences[(i + k) % 5]}" for k in range(3))
+        elif i % 5 == 4:
+            block = f"{sentences[i % 5]} See [the ruling](https://example.org/ruling/{i})."
+        else:
+            block = " ".join(sentences[(i + k) % 5] for k in range(3))
+        parts.append(block)
+        size += len(block) + 2
+        i += 1
+    return "\n\n".join(parts)
+
+
+def build_sample(base: Path, *, mirrors: list[str] | None = None, expired: bool = False, long_chars: int = 0) -> Sample:
+    """Write keys to ``base/keys`` and a full DATA tree to ``base/data``.
+
+    ``long_chars``: also add bundle ``long``, an English article with a body of
+    about that many characters, three sections and two images (for the bench).
+    """
     moment = now()
     key_time = moment - dt.timedelta(days=30)
     kd = KeyDir(base / "keys")
@@ -118,8 +146,15 @@ def build_sample(base: Path, *, mirrors: list[str] | None = None, expired: bool 
         sample.ids[name] = built.bundle_id
         return built.bundle_id
 
-    def article(lang: str, *, aid: str | None = None, version: int = 1, images: bool = False,
-                title: str | None = None, when: dt.datetime = t0) -> ArticleInput:
+    def article(
+        lang: str,
+        *,
+        aid: str | None = None,
+        version: int = 1,
+        images: bool = False,
+        title: str | None = None,
+        when: dt.datetime = t0,
+    ) -> ArticleInput:
         return ArticleInput(
             id=aid or f"court-{lang}",
             lang=lang,
@@ -127,43 +162,96 @@ def build_sample(base: Path, *, mirrors: list[str] | None = None, expired: bool 
             body=_body(lang, 4),
             published=when,
             version=version,
-            summary={"en": "A short summary of the hearing.", "ru": "Кратко о слушании.",
-                     "uk": "Коротко про слухання.", "fa": "خلاصه‌ای از جلسه."}[lang],
+            summary={
+                "en": "A short summary of the hearing.",
+                "ru": "Кратко о слушании.",
+                "uk": "Коротко про слухання.",
+                "fa": "خلاصه‌ای از جلسه.",
+            }[lang],
             byline={"en": "Staff reporter", "ru": "Корреспондент", "uk": "Кореспондент", "fa": "خبرنگار"}[lang],
-            sections=(SectionInput({"en": "Background", "ru": "Предыстория", "uk": "Передісторія",
-                                    "fa": "پیشینه"}[lang], _body(lang, 2)),),
+            sections=(
+                SectionInput(
+                    {"en": "Background", "ru": "Предыстория", "uk": "Передісторія", "fa": "پیشینه"}[lang],
+                    _body(lang, 2),
+                ),
+            ),
             images=(
                 (ImageInput(_png((30, 90, 160)), caption="The courthouse", alt="A blue rectangle", credit="Archive"),)
-                if images else ()
+                if images
+                else ()
             ),
         )
 
-    old = add("old", BundleInput(articles=(article("en", images=True, title="Hearing set for Monday"),),
-                                 notices=(notice,)), t0)
-    add("en", BundleInput(articles=(
-        article("en", images=True, version=2, when=t0 + dt.timedelta(hours=1)),),
-        notices=(notice,), supersedes=(old,)), t0 + dt.timedelta(hours=1))
-    add("ru", BundleInput(articles=(article("ru", when=t0 + dt.timedelta(hours=2)),), notices=(notice,)),
-        t0 + dt.timedelta(hours=2))
-    add("uk", BundleInput(articles=(article("uk", when=t0 + dt.timedelta(hours=3)),), notices=(notice,)),
-        t0 + dt.timedelta(hours=3))
-    add("fa", BundleInput(articles=(article("fa", when=t0 + dt.timedelta(hours=4)),),
-                          notices=(NoticeInput("everywhere", ("*",), {"fa": NOTICE_TEXT["fa"], "en": NOTICE_TEXT["en"]}),)),
-        t0 + dt.timedelta(hours=4))
-    add("edition", BundleInput(
-        articles=(article("en", aid="ed-en", title="Weekly digest: water prices", when=t0 + dt.timedelta(hours=5)),
-                  article("ru", aid="ed-ru", title="Дайджест недели: цены на воду", when=t0 + dt.timedelta(hours=5))),
-        notices=(notice,), title="Weekly digest", kind="edition"), t0 + dt.timedelta(hours=5))
-    add("iran", BundleInput(articles=(article("en", aid="ir-only", title="Regional note",
-                                              when=t0 + dt.timedelta(hours=6)),),
-                            notices=(NoticeInput("ir", ("IR",), {"en": "Only for readers in Iran."}),)),
-        t0 + dt.timedelta(hours=6))
-    add("withdrawn", BundleInput(articles=(article("en", aid="gone", title="Withdrawn story",
-                                                   when=t0 + dt.timedelta(hours=7)),), notices=(notice,)),
-        t0 + dt.timedelta(hours=7), retracted=Retraction(t0 + dt.timedelta(hours=8), "Factual error"))
-    tampered = add("tampered", BundleInput(articles=(article("en", aid="bad", title="Tampered story",
-                                                             when=t0 + dt.timedelta(hours=9)),),
-                                           notices=(notice,)), t0 + dt.timedelta(hours=9))
+    old = add(
+        "old",
+        BundleInput(articles=(article("en", images=True, title="Hearing set for Monday"),), notices=(notice,)),
+        t0,
+    )
+    add(
+        "en",
+        BundleInput(
+            articles=(article("en", images=True, version=2, when=t0 + dt.timedelta(hours=1)),),
+            notices=(notice,),
+            supersedes=(old,),
+        ),
+        t0 + dt.timedelta(hours=1),
+    )
+    add(
+        "ru",
+        BundleInput(articles=(article("ru", when=t0 + dt.timedelta(hours=2)),), notices=(notice,)),
+        t0 + dt.timedelta(hours=2),
+    )
+    add(
+        "uk",
+        BundleInput(articles=(article("uk", when=t0 + dt.timedelta(hours=3)),), notices=(notice,)),
+        t0 + dt.timedelta(hours=3),
+    )
+    add(
+        "fa",
+        BundleInput(
+            articles=(article("fa", when=t0 + dt.timedelta(hours=4)),),
+            notices=(NoticeInput("everywhere", ("*",), {"fa": NOTICE_TEXT["fa"], "en": NOTICE_TEXT["en"]}),),
+        ),
+        t0 + dt.timedelta(hours=4),
+    )
+    add(
+        "edition",
+        BundleInput(
+            articles=(
+                article("en", aid="ed-en", title="Weekly digest: water prices", when=t0 + dt.timedelta(hours=5)),
+                article("ru", aid="ed-ru", title="Дайджест недели: цены на воду", when=t0 + dt.timedelta(hours=5)),
+            ),
+            notices=(notice,),
+            title="Weekly digest",
+            kind="edition",
+        ),
+        t0 + dt.timedelta(hours=5),
+    )
+    add(
+        "iran",
+        BundleInput(
+            articles=(article("en", aid="ir-only", title="Regional note", when=t0 + dt.timedelta(hours=6)),),
+            notices=(NoticeInput("ir", ("IR",), {"en": "Only for readers in Iran."}),),
+        ),
+        t0 + dt.timedelta(hours=6),
+    )
+    add(
+        "withdrawn",
+        BundleInput(
+            articles=(article("en", aid="gone", title="Withdrawn story", when=t0 + dt.timedelta(hours=7)),),
+            notices=(notice,),
+        ),
+        t0 + dt.timedelta(hours=7),
+        retracted=Retraction(t0 + dt.timedelta(hours=8), "Factual error"),
+    )
+    tampered = add(
+        "tampered",
+        BundleInput(
+            articles=(article("en", aid="bad", title="Tampered story", when=t0 + dt.timedelta(hours=9)),),
+            notices=(notice,),
+        ),
+        t0 + dt.timedelta(hours=9),
+    )
     # Flip one byte inside the manifest's notice text region: the signature no longer holds.
     path = data.bundle_path(tampered)
     raw = bytearray(path.read_bytes())
@@ -171,14 +259,50 @@ def build_sample(base: Path, *, mirrors: list[str] | None = None, expired: bool 
     raw[at] ^= 0x01
     path.write_bytes(bytes(raw))
 
+    if long_chars:
+        part = max(500, long_chars // 4)
+        add(
+            "long",
+            BundleInput(
+                articles=(
+                    ArticleInput(
+                        id="long-read",
+                        lang="en",
+                        title="A long read about the river case",
+                        body=long_body(part),
+                        published=t0 + dt.timedelta(hours=10),
+                        summary="What the documents show, and what is next.",
+                        byline="Investigations desk",
+                        sections=tuple(
+                            SectionInput(h, long_body(part)) for h in ("The plant", "The villages", "The court")
+                        ),
+                        images=(
+                            ImageInput(
+                                _png((40, 120, 90)), caption="The river", alt="A green rectangle", credit="Archive"
+                            ),
+                            ImageInput(_png((150, 60, 40)), caption="The plant", alt="A red rectangle"),
+                        ),
+                    ),
+                ),
+                notices=(notice,),
+            ),
+            t0 + dt.timedelta(hours=10),
+        )
+
     created = moment - (dt.timedelta(days=3) if expired else dt.timedelta(hours=1))
     expires = moment - dt.timedelta(days=2) if expired else moment + dt.timedelta(days=1)
     refs = []
     for ref, blob in sl.render():
         data.shard_path(ref.sha256).write_bytes(blob)
         refs.append(ref)
-    index = Index(version=1, created=created, expires=expires, root_version=chain.newest.version,
-                  mirrors=tuple(sample.mirrors), shards=tuple(refs))
+    index = Index(
+        version=1,
+        created=created,
+        expires=expires,
+        root_version=chain.newest.version,
+        mirrors=tuple(sample.mirrors),
+        shards=tuple(refs),
+    )
     idx_signer = kd.signer("index", at=created)
     for v, doc in enumerate(chain.envelopes, 1):
         (data.roots / f"{v}.json").write_bytes(doc)
@@ -190,8 +314,8 @@ def build_sample(base: Path, *, mirrors: list[str] | None = None, expired: bool 
 @dataclass
 class Site:
     sample: Sample
-    a: "Server"
-    b: "Server"
+    a: Server
+    b: Server
     logs: Path
     b_data: Path
 

@@ -197,8 +197,12 @@ def test_landing_page_without_script(session_factory: Any, site: Site) -> None:
 
 def test_leave_replaces_the_history_entry(session_factory: Any, site: Site) -> None:
     s = session_factory(True)
-    s.context.route(LEAVE_HOST + "**", lambda route: route.fulfill(
-        status=200, content_type="text/html", body="<!DOCTYPE html><title>Weather</title><p>Sunny</p>"))
+    s.context.route(
+        LEAVE_HOST + "**",
+        lambda route: route.fulfill(
+            status=200, content_type="text/html", body="<!DOCTYPE html><title>Weather</title><p>Sunny</p>"
+        ),
+    )
     s.goto("/")
     home = s.page.url
     s.page.click(f"text={sample_mod.HEADLINES['en']}")
@@ -258,7 +262,10 @@ def test_language_switch_and_persian(session_factory: Any, site: Site, js: bool)
     assert s.page.locator("h1").inner_text() == "پیش از ذخیرهٔ این پرونده"
     assert s.page.get_attribute("blockquote >> nth=0", "lang") == "fa"
     s.page.click("a[hreflang=uk]")
-    assert s.page.get_attribute("html", "lang") == "uk" and s.page.locator("h1").inner_text() == "Перш ніж зберегти цей файл"
+    assert (
+        s.page.get_attribute("html", "lang") == "uk"
+        and s.page.locator("h1").inner_text() == "Перш ніж зберегти цей файл"
+    )
     with s.page.expect_download() as info:
         s.page.click(f"button:has-text('{SAVE_LABEL['uk']}')")
     assert info.value.suggested_filename == f"{site.ids['en']}.zip"
@@ -293,8 +300,11 @@ def test_accessibility_and_320px(session_factory: Any, site: Site, lang: str) ->
             s.page.click(click)
         assert s.page.get_attribute("html", "lang") == lang
         results = axe.run(s.page)
-        bad = [(v["id"], v["impact"], [n["html"][:100] for n in v["nodes"][:3]])
-               for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+        bad = [
+            (v["id"], v["impact"], [n["html"][:100] for n in v["nodes"][:3]])
+            for v in results.response["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
         assert bad == [], (path, lang, bad)
         width = s.page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert width[0] <= width[1] == 320, (path, lang, width)

@@ -81,13 +81,27 @@ def test_language_choice() -> None:
 def test_a_regular_install_ships_compiled_catalogs(tmp_path: Path) -> None:
     """Build a wheel from a copy of the tree (no editable install): .mo inside, no .po, and they load."""
     src = tmp_path / "src"
-    ignore = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
-                                    ".mypy_cache", ".ruff_cache", "results", "*.mo", "node_modules")
+    ignore = shutil.ignore_patterns(
+        ".git",
+        "build",
+        "dist",
+        "*.egg-info",
+        "__pycache__",
+        ".pytest_cache",
+        ".mypy_cache",
+        ".ruff_cache",
+        "results",
+        "*.mo",
+        "node_modules",
+    )
     shutil.copytree(REPO, src, ignore=ignore)
     out = tmp_path / "wheel"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(src)],
-        check=True, capture_output=True, timeout=600, env={**os.environ, "PIP_NO_INPUT": "1"},
+        check=True,
+        capture_output=True,
+        timeout=600,
+        env={**os.environ, "PIP_NO_INPUT": "1"},
     )
     wheel = next(out.glob("tamizdat-*.whl"))
     with zipfile.ZipFile(wheel) as zf:
@@ -104,8 +118,12 @@ def test_a_regular_install_ships_compiled_catalogs(tmp_path: Path) -> None:
             assert f"tamizdat/server/reader/templates/{tpl}" in names
     # Install it into a fresh target and render a page from there, with only the .mo.
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     # -S: no site module, so the editable install's finder is not loaded; dependencies come from purelib.
     code = (
         "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]];"
@@ -117,7 +135,12 @@ def test_a_regular_install_ships_compiled_catalogs(tmp_path: Path) -> None:
         "reason=None) else 'ltr')"
     )
     purelib = sysconfig.get_paths()["purelib"]
-    res = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(target), purelib], capture_output=True, text=True,
-                         timeout=120, cwd=tmp_path)
+    res = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(target), purelib],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["خروج", "rtl"]

@@ -71,8 +71,11 @@ def test_headers_on_every_route(site: Site) -> None:
             for method in ("GET", "HEAD"):
                 reply = rhttp.request(server.url + path, method)
                 check_headers(reply, f"{method} {path}")
-        for path in (f"/save/{site.ids['en']}/file", f"/share/{site.ids['en']}/code",
-                     f"/share/{site.ids['en']}/code.png"):
+        for path in (
+            f"/save/{site.ids['en']}/file",
+            f"/share/{site.ids['en']}/code",
+            f"/share/{site.ids['en']}/code.png",
+        ):
             check_headers(rhttp.post(server.url + path, {"confirm": path.split("/")[1]}), f"POST {path}")
 
 
@@ -125,7 +128,9 @@ def test_gate_wording_and_button_order(site: Site) -> None:
     html = rhttp.get(site.a.url + f"/save/{site.ids['en']}").text
     main = html[html.index("<main>") : html.index("</main>")]
     h1 = main.index("<h1>")
-    focusable = [m.start() for m in re.finditer(r"<(a|button|input(?! type=\"hidden\")|select|textarea|details)\b", main)]
+    focusable = [
+        m.start() for m in re.finditer(r"<(a|button|input(?! type=\"hidden\")|select|textarea|details)\b", main)
+    ]
     first = min(p for p in focusable if p > h1)
     assert main[first:].startswith('<a class="btn safe"') and "Go back without saving" in main[first : first + 300]
     assert ">Save the file</button>" in main
@@ -133,9 +138,15 @@ def test_gate_wording_and_button_order(site: Site) -> None:
     for word in (">OK<", ">Yes<", ">Continue<"):
         assert word not in main
     # Our words: what to do first, the act, reading is not the act, the limits, no location asked.
-    for phrase in ("First read the publisher’s notice", "Saving puts a copy", "Reading on this site is not saving",
-                   "stays on your device until you delete it", "Your network can see",
-                   "does not ask where you are", "Belarus and Russia"):
+    for phrase in (
+        "First read the publisher’s notice",
+        "Saving puts a copy",
+        "Reading on this site is not saving",
+        "stays on your device until you delete it",
+        "Your network can see",
+        "does not ask where you are",
+        "Belarus and Russia",
+    ):
         assert phrase in main, phrase
     share = rhttp.get(site.a.url + f"/share/{site.ids['en']}").text
     assert share.index("Go back without sharing") < share.index("Make the link and QR code</button>")
@@ -145,8 +156,11 @@ def test_gate_wording_and_button_order(site: Site) -> None:
 def test_download_is_the_verified_file_byte_for_byte(site: Site, tmp_path: Path) -> None:
     i = site.ids["en"]
     first = rhttp.post(site.a.url + f"/save/{i}/file", {"confirm": "save"})
-    second = rhttp.post(site.a.url + f"/save/{i}/file", {"confirm": "save"},
-                        headers={"User-Agent": "someone else", "Accept-Language": "fa"})
+    second = rhttp.post(
+        site.a.url + f"/save/{i}/file",
+        {"confirm": "save"},
+        headers={"User-Agent": "someone else", "Accept-Language": "fa"},
+    )
     mirror = rhttp.post(site.b.url + f"/save/{i}/file", {"confirm": "save"})
     assert first.status == 200 and first.body.startswith(b"PK")
     assert first.header("Content-Type") == "application/zip"
@@ -227,8 +241,15 @@ def test_article_page(site: Site) -> None:
     html = rhttp.get(site.a.url + f"/v/{site.ids['en']}/1?lang=uk").text
     assert '<html lang="uk" dir="ltr">' in html
     assert '<article lang="en" dir="ltr">' in html
-    for part in (sample_mod.HEADLINES["en"], "A short summary of the hearing.", "Staff reporter", "Background",
-                 "The courthouse", 'alt="A blue rectangle"', "<time datetime="):
+    for part in (
+        sample_mod.HEADLINES["en"],
+        "A short summary of the hearing.",
+        "Staff reporter",
+        "Background",
+        "The courthouse",
+        'alt="A blue rectangle"',
+        "<time datetime=",
+    ):
         assert part in html, part
     assert "<title>Стаття</title>" in html
     img = rhttp.get(site.a.url + media_url(site))
@@ -298,8 +319,10 @@ def test_verifier_page_is_served_when_it_matches_the_index(site: Site, tmp_path:
     base = tmp_path / "v"
     shutil.copytree(site.sample.data.root, base)
     data = DataDir(base)
-    page = (b'<!DOCTYPE html><html lang="en"><head><meta http-equiv="Content-Security-Policy" '
-            b"content=\"default-src 'none'; script-src 'sha256-abc'\"><title>Verify</title></head><body></body></html>")
+    page = (
+        b'<!DOCTYPE html><html lang="en"><head><meta http-equiv="Content-Security-Policy" '
+        b"content=\"default-src 'none'; script-src 'sha256-abc'\"><title>Verify</title></head><body></body></html>"
+    )
     (data.public / "verify.html").write_bytes(page)
     server = sample_mod.Server(sample_mod.make_app(data)).start()
     try:

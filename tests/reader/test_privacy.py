@@ -43,12 +43,30 @@ def grep(roots: list[Path], needles: list[bytes]) -> list[str]:
 def traffic(site: Site, base: str) -> None:
     ua = {"User-Agent": MARKER, "X-Forwarded-For": "203.0.113.77", "Accept-Language": "fa"}
     i = site.ids
-    for path in ("/", f"/v/{i['en']}/1", f"/v/{i['tampered']}/1", f"/v/{i['withdrawn']}/1", "/v/" + "0" * 64,
-                 f"/save/{i['en']}", f"/share/{i['en']}", f"/b/{i['en']}", f"/find?id={i['en']}&q={MARKER}",
-                 "/check", "/mirrors", "/clear", f"/save/{i['en']}/file", "/nope", f"/?lang=ru&m={MARKER}"):
+    for path in (
+        "/",
+        f"/v/{i['en']}/1",
+        f"/v/{i['tampered']}/1",
+        f"/v/{i['withdrawn']}/1",
+        "/v/" + "0" * 64,
+        f"/save/{i['en']}",
+        f"/share/{i['en']}",
+        f"/b/{i['en']}",
+        f"/find?id={i['en']}&q={MARKER}",
+        "/check",
+        "/mirrors",
+        "/clear",
+        f"/save/{i['en']}/file",
+        "/nope",
+        f"/?lang=ru&m={MARKER}",
+    ):
         rhttp.get(base + path, headers=ua)
-    for path, form in ((f"/save/{i['en']}/file", {"confirm": "save"}), (f"/share/{i['en']}/code", {"confirm": "share"}),
-                       (f"/share/{i['en']}/code.png", {"confirm": "share"}), (f"/save/{i['en']}/file", {"x": MARKER})):
+    for path, form in (
+        (f"/save/{i['en']}/file", {"confirm": "save"}),
+        (f"/share/{i['en']}/code", {"confirm": "share"}),
+        (f"/share/{i['en']}/code.png", {"confirm": "share"}),
+        (f"/save/{i['en']}/file", {"x": MARKER}),
+    ):
         rhttp.post(base + path, form, headers=ua)
 
 

@@ -51,15 +51,24 @@ def decode_png(data: bytes) -> str:
 
 def test_link_format_round_trips() -> None:
     bid, key = "a" * 64, "b" * 64
-    link = links.build_link("https://Mirror.Example.org:443/", bid, key,
-                            ["https://m2.example.net", "http://127.0.0.1:8081", "https://mirror.example.org"])
+    link = links.build_link(
+        "https://Mirror.Example.org:443/",
+        bid,
+        key,
+        ["https://m2.example.net", "http://127.0.0.1:8081", "https://mirror.example.org"],
+    )
     text = str(link)
     assert text == f"https://mirror.example.org/b/{bid}#k={key}&m=m2.example.net,http://127.0.0.1:8081"
     back = links.parse_link(text)
     assert back == link
     assert back.candidates == ["https://mirror.example.org", "https://m2.example.net", "http://127.0.0.1:8081"]
-    for bad in ("https://x/b/" + "a" * 63 + "#k=" + key, f"https://x/b/{bid}", f"ftp://x/b/{bid}#k={key}",
-                f"https://x/b/{bid}#k={key}&k={key}", f"https://x/b/{bid}?q=1#k={key}"):
+    for bad in (
+        "https://x/b/" + "a" * 63 + "#k=" + key,
+        f"https://x/b/{bid}",
+        f"ftp://x/b/{bid}#k={key}",
+        f"https://x/b/{bid}#k={key}&k={key}",
+        f"https://x/b/{bid}?q=1#k={key}",
+    ):
         with pytest.raises(UsageError):
             links.parse_link(bad)
 
@@ -91,8 +100,16 @@ def test_web_share_qr_decodes_to_exactly_the_link(site: Site) -> None:
 
 def test_share_command(tmp_path: Path, site: Site) -> None:
     bid = site.ids["ru"]
-    args = ["share", bid, "--mirror", "https://one.example.org", "--mirror", "https://two.example.net",
-            "--root-key", site.keyid]
+    args = [
+        "share",
+        bid,
+        "--mirror",
+        "https://one.example.org",
+        "--mirror",
+        "https://two.example.net",
+        "--root-key",
+        site.keyid,
+    ]
     res = CliRunner().invoke(cli(), [*args, "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
@@ -155,6 +172,5 @@ def test_fetch_needs_confirmation_and_the_right_key(site: Site, tmp_path: Path) 
     assert res.exit_code == 1 and list(out.iterdir()) == []
     # The tampered file is refused everywhere.
     t = site.ids["tampered"]
-    res = fetch([str(links.build_link(site.a.url, t, site.keyid, [site.b.url])),
-                                     "-o", str(out), "--yes"])
+    res = fetch([str(links.build_link(site.a.url, t, site.keyid, [site.b.url])), "-o", str(out), "--yes"])
     assert res.exit_code == 1 and list(out.iterdir()) == []
