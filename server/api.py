@@ -16,7 +16,7 @@ from tamizdat.bundles.media import MAX_IMAGE_BYTES
 from tamizdat.keys import strictjson
 
 from .api_errors import ApiError
-from .api_schema import parse_api_article, parse_edition, parse_notice_body, parse_reason
+from .api_schema import ApiArticle, parse_api_article, parse_edition, parse_notice_body, parse_reason
 from .appkeys import ORIGIN
 from .openapi import openapi_document
 from .origin import MEDIA_TYPES, Origin
@@ -52,6 +52,14 @@ async def read_json(request: web.Request) -> Any:
     return strictjson.loads(body)
 
 
+async def _parse_article(request: web.Request, path_id: str | None = None) -> ApiArticle:
+    """Check an article body; a big one (nh3 sanitising is CPU work) off the event loop."""
+    doc = await read_json(request)
+    if (request.content_length or 0) > INLINE_JSON:
+        return await asyncio.to_thread(parse_api_article, doc, path_id=path_id)
+    return parse_api_article(doc, path_id=path_id)
+
+
 def _page(request: web.Request) -> tuple[int, int]:
     try:
         limit = int(request.query.get("limit", "100"))
@@ -82,7 +90,7 @@ async def list_articles(request: web.Request) -> web.Response:
 
 
 async def create_article(request: web.Request) -> web.Response:
-    art = await asyncio.to_thread(parse_api_article, await read_json(request))  # nh3 sanitising is CPU work
+    art = await _parse_article(request)
     out = await _origin(request).create_article(art)
     return _json(out, 201, f"{PREFIX}/articles/{out['id']}")
 
@@ -92,7 +100,7 @@ async def get_article(request: web.Request) -> web.Response:
 
 
 async def put_article(request: web.Request) -> web.Response:
-    art = await asyncio.to_thread(parse_api_article, await read_json(request), path_id=request.match_info["id"])
+    art = await _parse_article(request, path_id=request.match_info["id"])
     out, changed = await _origin(request).update_article(art)
     return _json({**out, "changed": changed})
 

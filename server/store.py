@@ -63,12 +63,19 @@ class Store:
 
     @contextlib.asynccontextmanager
     async def tx(self, *, write: bool = True) -> AsyncIterator[Tx]:
-        """One transaction (BEGIN [IMMEDIATE] ... COMMIT, rolled back on error)."""
+        """A write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on error), or a read.
+
+        A read holds the lock without BEGIN: every write of this process holds the
+        same lock, so a read's statements see one state; it costs no round trips.
+        """
         if self._db is None:
             raise RuntimeError("store is not open")
         async with self._lock:
             db = self._db
-            await db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            if not write:
+                yield Tx(db)
+                return
+            await db.execute("BEGIN IMMEDIATE")
             try:
                 yield Tx(db)
             except BaseException:
@@ -78,18 +85,17 @@ class Store:
 
 
 class Tx:
-    """Helpers over the connection inside one transaction."""
+    """Helpers over the connection inside one transaction (one round trip to the database thread each)."""
 
     def __init__(self, db: aiosqlite.Connection):
         self.db = db
 
     async def all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self.db.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        return list(await self.db.execute_fetchall(sql, tuple(params)))
 
     async def one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self.db.execute(sql, tuple(params)) as cur:
-            return await cur.fetchone()
+        rows = await self.all(sql, params)
+        return rows[0] if rows else None
 
     async def value(self, sql: str, params: Iterable[Any] = ()) -> Any:
         row = await self.one(sql, params)
@@ -97,8 +103,8 @@ class Tx:
 
     async def run(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Execute one statement; returns the number of rows changed."""
-        async with self.db.execute(sql, tuple(params)) as cur:
-            return cur.rowcount
+        cur = await self.db.execute(sql, tuple(params))
+        return int(cur.rowcount)
 
     async def many(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
         await self.db.executemany(sql, [tuple(r) for r in rows])
