@@ -47,7 +47,7 @@ LONG_CHARS = 12_000
 
 
 def _sample_module() -> Any:
-    path = Path(__file__).resolve().parent.parent / "tests" / "reader" / "sample.py"
+    path = Path(__file__).resolve().parent.parent / "tests" / "reader" / "reader_sample.py"
     spec = importlib.util.spec_from_file_location("reader_sample", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -50,6 +50,7 @@ log = logging.getLogger("tamizdat.reader")
 ID = "{id:[0-9a-f]{64}}"
 HOME_BUNDLES = 200  # at most this many newest bundles are checked for the home page
 HOME_PER_LANG = 30
+HOME_BATCH = 16
 SHARE_BUDGET = qr.CAPACITY_V10["M"]
 CHUNK = 256 * 1024
 NEUTRAL_LEAVE = "https://www.google.com/search?q=weather"
@@ -226,7 +227,10 @@ class Reader:
     async def home(self, request: web.Request) -> web.Response:
         r = await self._req(request)
         candidates = r.snap.newest_first()[:HOME_BUNDLES]
-        verified = await asyncio.gather(*(self.store.try_verified(r.snap, e.id) for e in candidates))
+        verified = []
+        for start in range(0, len(candidates), HOME_BATCH):  # a few open files at a time
+            batch = candidates[start : start + HOME_BATCH]
+            verified += await asyncio.gather(*(self.store.try_verified(r.snap, e.id) for e in batch))
         groups: dict[str, list[dict[str, Any]]] = {}
         for vb in verified:
             if vb is None:

@@ -22,8 +22,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import sample as sample_mod
-from sample import Site
+import reader_sample as sample_mod
+from reader_sample import Site
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -18,11 +18,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import sample as sample_mod
+import reader_sample as sample_mod
 import zxingcpp
 from click.testing import CliRunner
 from PIL import Image
-from sample import Site
+from reader_sample import Site
 
 from tamizdat.bundles.cli import verify_cmd
 

@@ -10,9 +10,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import rhttp
-import sample as sample_mod
-from sample import Site
+import reader_http as rhttp
+import reader_sample as sample_mod
+from reader_sample import Site
 
 from tamizdat.server.datadir import DataDir
 

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import rhttp
-import sample as sample_mod
-from sample import Site
+import reader_http as rhttp
+import reader_sample as sample_mod
+from reader_sample import Site
 
 from tamizdat.server.reader import READER
 

@@ -12,12 +12,12 @@ from typing import Any
 
 import click
 import pytest
-import rhttp
-import sample as sample_mod
+import reader_http as rhttp
+import reader_sample as sample_mod
 import zxingcpp
 from click.testing import CliRunner
 from PIL import Image
-from sample import Site
+from reader_sample import Site
 
 from tamizdat.errors import UsageError
 from tamizdat.server.reader import links, qr
