@@ -128,7 +128,7 @@ def _direct_run(work: Path, docs: list[dict[str, Any]]) -> float:
 
 
 def throughput(quick: bool) -> dict[str, Any]:
-    n = 60 if quick else 300
+    n = 100 if quick else 300
     docs = _articles(n)
     api_rates, direct_rates = [], []
     with tempfile.TemporaryDirectory() as w:  # warm up: imports, templates, Markdown parser
@@ -168,44 +168,64 @@ async def _populate(store: Any, count: int, now: dt.datetime) -> None:
         )
 
 
-async def _update_cost(work: Path, count: int, rounds_n: int) -> float:
-    from tamizdat.server.datadir import DataDir
-    from tamizdat.server.keyring import Keyring
-    from tamizdat.server.rounds import Publisher, RoundConfig
-    from tamizdat.server.store import Store
+class _Store:
+    """A store of ``count`` listed bundles and its publisher, for timing one-change rounds."""
 
-    keys = work / "keys"
-    _keys(keys)
-    data = DataDir(work / "data").create()
-    store = await Store.in_state_dir(data.state).open()
+    def __init__(self, work: Path, count: int):
+        self.work, self.count = work, count
+        self.rng = random.Random(count)
+
+    async def open(self) -> None:
+        from tamizdat.server.datadir import DataDir
+        from tamizdat.server.keyring import Keyring
+        from tamizdat.server.rounds import Publisher, RoundConfig
+        from tamizdat.server.store import Store
+
+        keys = self.work / "keys"
+        _keys(keys)
+        data = DataDir(self.work / "data").create()
+        self.store = await Store.in_state_dir(data.state).open()
+        self.publisher = Publisher(self.store, data, Keyring(keys), RoundConfig(5.0, 86400, (), 600))
+        await _populate(self.store, self.count, timefmt.now())
+        await self.publisher.run_round()  # lists everything: every shard rendered once
+
+    async def one_update(self) -> float:
+        """Retract one bundle (not in the last shard) and time the round that publishes it."""
+        seq = self.rng.randrange(1, self.count - 1024) if self.count > 2048 else self.rng.randrange(1, self.count)
+        async with self.store.tx() as tx:
+            await tx.run(
+                "UPDATE bundles SET retracted_at = ?, retract_reason = 'bench', dirty = dirty + 1 WHERE seq = ?",
+                (timefmt.format(timefmt.now()), seq),
+            )
+        self.publisher.changed()
+        start = time.perf_counter()
+        result = await self.publisher.run_round()
+        elapsed = time.perf_counter() - start
+        assert result is not None and result.shards_written == 1
+        return elapsed
+
+
+async def _update_costs(small_dir: Path, large_dir: Path, rounds_n: int) -> tuple[float, float]:
+    """Median round time with 1,000 and 10,000 bundles, interleaved so machine noise hits both."""
+    small, large = _Store(small_dir, 1_000), _Store(large_dir, 10_000)
+    await small.open()
+    await large.open()
     try:
-        publisher = Publisher(store, data, Keyring(keys), RoundConfig(5.0, 86400, (), 600))
-        await _populate(store, count, timefmt.now())
-        await publisher.run_round()  # lists everything: every shard rendered once
-        rng = random.Random(count)
-        times = []
-        for _ in range(rounds_n):
-            seq = rng.randrange(1, count - 1024) if count > 2048 else rng.randrange(1, count)
-            async with store.tx() as tx:
-                await tx.run(
-                    "UPDATE bundles SET retracted_at = ?, retract_reason = 'bench', dirty = dirty + 1 WHERE seq = ?",
-                    (timefmt.format(timefmt.now()), seq),
-                )
-            publisher.changed()
-            start = time.perf_counter()
-            result = await publisher.run_round()
-            times.append(time.perf_counter() - start)
-            assert result is not None and result.shards_written == 1
-        return statistics.median(times)
+        s_times, l_times = [], []
+        for i in range(rounds_n):
+            pair = (small, large) if i % 2 else (large, small)
+            for st in pair:
+                (s_times if st is small else l_times).append(await st.one_update())
+        return statistics.median(s_times), statistics.median(l_times)
     finally:
-        await store.close()
+        await small.store.close()
+        await large.store.close()
 
 
 def index_update(quick: bool) -> dict[str, Any]:
-    rounds_n = 7 if quick else 25
+    rounds_n = 9 if quick else 31
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-        small = asyncio.run(_update_cost(Path(a), 1_000, rounds_n))
-        large = asyncio.run(_update_cost(Path(b), 10_000, rounds_n))
+        small, large = asyncio.run(_update_costs(Path(a), Path(b), rounds_n))
     ratio = large / small
     return {
         "name": "origin: one index update, 10,000 bundles (baseline: 1,000)",
