@@ -122,5 +122,8 @@ def verify_cmd(bundle: Path, root_key: str | None, root_file: Path | None, as_js
 
 
 def register(group: click.Group) -> None:
+    from .verifier import register as register_verifier
+
     group.add_command(bundle_group)
     group.add_command(verify_cmd)
+    register_verifier(group)

@@ -19,8 +19,9 @@ def _register() -> None:
     from tamizdat.keys.cli import register as register_keys
     from tamizdat.mirror.cli import register as register_mirror
     from tamizdat.server.cli import register as register_server
+    from tamizdat.server.reader.cli import register as register_reader
 
-    for register in (register_keys, register_bundles, register_server, register_mirror):
+    for register in (register_keys, register_bundles, register_server, register_mirror, register_reader):
         register(main)
     main.add_command(demo_cmd)
 
