@@ -320,3 +320,20 @@ def test_missing_browser_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
         conftest._missing("/usr/bin/chromium")
+
+
+def test_drop_a_file_on_the_page(fresh_page: Any, bases: dict[str, Base]) -> None:
+    vp: VerifierPage = fresh_page()
+    base = bases["article"]
+    vp.open(base.root_keyid)
+    vp.page.evaluate(
+        """(b64) => { const bin = atob(b64), u = new Uint8Array(bin.length);
+        for (let i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i);
+        const dt = new DataTransfer();
+        dt.items.add(new File([u], 'dropped.zip', {type: 'application/zip'}));
+        document.body.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true})); }""",
+        base64.b64encode(base.data).decode(),
+    )
+    vp.page.wait_for_function("() => document.getElementById('verdict').dataset.verdict === 'valid'")
+    vp.page.wait_for_function(FRAME_READY)
+    assert not vp.foreign_requests()
