@@ -10,6 +10,9 @@ Programmatic use (tests, the mirror's test harness, benchmarks)::
     # aiohttp_client(app), or web.AppRunner(app) + web.TCPSite(runner, "127.0.0.1", port)
     origin = app[ORIGIN]            # after startup: the service, its store and publisher
     await origin.publisher.flush()  # run a publishing round now
+
+Bundles are built in worker processes started by a ``forkserver``, so a script
+that embeds the app needs the usual ``if __name__ == "__main__":`` guard.
 """
 
 from __future__ import annotations
