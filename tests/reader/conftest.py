@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     base = tmp_path_factory.mktemp("reader")
     logs = base / "logs"
@@ -87,8 +87,10 @@ def _launch() -> Any:
     return pw, browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    # Package scope: a sync Playwright instance keeps its event loop running while it
+    # lives, so it must stop before the verifier tests start their own.
     pw, b = _launch()
     try:
         yield b
