@@ -8,12 +8,17 @@ and browser verifiers read every signed payload the same way.
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from typing import Any
 
 from tamizdat.errors import FormatError
 
 MAX_SAFE_INT = 2**53 - 1
+MAX_DEPTH = 512
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -48,6 +53,8 @@ def loads(data: bytes | str, *, step: str | None = None) -> Any:
         raise FormatError("JSON is not valid UTF-8", code="json-bad-utf8", step=step) from exc
     if text.startswith("\ufeff"):
         raise FormatError("JSON starts with a byte order mark", code="json-syntax", step=step)
+    if _too_deep(text):
+        raise FormatError(f"JSON nests deeper than {MAX_DEPTH} levels", code="json-syntax", step=step)
     try:
         return json.loads(
             text,
@@ -72,3 +79,12 @@ def dumps_pretty(value: Any) -> bytes:
     """Serialise deterministically for files people read (indented, newline-terminated)."""
     text = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
     return (text + "\n").encode("utf-8")
+
+
+def _too_deep(text: str) -> bool:
+    """True if arrays/objects nest deeper than MAX_DEPTH (strings removed first)."""
+    brackets = _NOT_BRACKETS.sub("", _STRINGS.sub("", text))
+    if len(brackets) <= 2 * MAX_DEPTH:
+        return False
+    depth = itertools.accumulate(1 if c in "[{" else -1 for c in brackets)
+    return max(depth, default=0) > MAX_DEPTH

@@ -7,7 +7,7 @@ import re
 
 from tamizdat.errors import FormatError
 
-_PATTERN = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
+_PATTERN = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z")
 
 
 def parse(text: object, *, field: str = "time", step: str | None = None) -> dt.datetime:
