@@ -634,6 +634,13 @@ def _root_type(ctx: Ctx) -> bytes:
     return repack(ctx.files, **{"meta/roots/1.json": env})
 
 
+@bad("root-signature-not-base64.zip", 12, "bad-base64", "root 1's signature is not canonical base64")
+def _root_b64(ctx: Ctx) -> bytes:
+    env = json.loads(ctx.files["meta/roots/1.json"])
+    env["signatures"][0]["sig"] = env["signatures"][0]["sig"].rstrip("=")
+    return repack(ctx.files, **{"meta/roots/1.json": envelope_bytes(env)})
+
+
 @bad(
     "wrong-root-key.zip",
     13,

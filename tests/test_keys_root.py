@@ -235,3 +235,9 @@ def test_chain_versions_must_step_by_one() -> None:
 def test_unparsable_carried_root_fails_first() -> None:
     assert _reject([ROOTS[0], b"{}"], pinned_keyid=GOLDEN_ROOT_KEYID) == ("12", "bad-envelope")
     assert _reject([ROOTS[0], b"\xff"], pinned_keyid=GOLDEN_ROOT_KEYID) == ("12", "json-bad-utf8")
+
+
+def test_a_chain_over_the_limit_is_refused_before_parsing() -> None:
+    with pytest.raises(FormatError) as info:
+        verify_root_chain([b"{}"] * 1001, pinned_keyid=GOLDEN_ROOT_KEYID, steps=STEPS)
+    assert (info.value.code, info.value.step) == ("root-chain", STEPS[0])
