@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from tamizdat.errors import UsageError
+from tamizdat.keys import timefmt
 
 from . import settings as settings_mod
 from .accesslog import PrivateAccessLogger, access_logger
@@ -90,6 +91,27 @@ def _origin_ctx(data: DataDir, keys_dir: Path, values: dict[str, Any]) -> Callab
     return ctx
 
 
+async def healthz(request: web.Request) -> web.Response:
+    """Public health for load balancers and container healthchecks: index state, no secrets."""
+    status = await request.app[ORIGIN].status()
+    expires = status["index_expires"]
+    expired = expires is None or timefmt.parse(expires) <= timefmt.now()
+    body = {
+        "ok": status["index_version"] > 0 and not expired and status["last_round_error"] is None,
+        "role": "origin",
+        "index": {
+            "version": status["index_version"],
+            "created": status["index_created"],
+            "expires": expires,
+            "expired": expired,
+        },
+        "bundles": status["bundles"],
+        "pending_changes": status["pending_changes"],
+        "last_round_error": status["last_round_error"],
+    }
+    return web.json_response(body, status=200 if body["ok"] else 503, headers={"Cache-Control": "no-store"})
+
+
 def make_app(data_dir: Path, keys_dir: Path, **overrides: Any) -> web.Application:
     """The origin app for ``data_dir`` signing with ``keys_dir``; ``overrides`` are settings for this run."""
     data = DataDir(Path(data_dir)).create()
@@ -102,6 +124,7 @@ def make_app(data_dir: Path, keys_dir: Path, **overrides: Any) -> web.Applicatio
     app.cleanup_ctx.append(_origin_ctx(data, Path(keys_dir), values))
     app.add_routes(api_routes())
     app.add_routes(StaticTree(data.public).routes())
+    app.router.add_get("/healthz", healthz)
     add_reader_routes(app, data, settings=values)  # reader pages over the same public tree
     return app
 
