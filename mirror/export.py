@@ -94,7 +94,7 @@ def export_tree(data: DataDir, root_keyid: str, dest: Path) -> ExportSummary:
         signed = trust.index
         shards = {}
         for ref in signed.index.shards:
-            shards[ref.sha256] = trust.check_shard(ref, data.shard_path(ref.sha256).read_bytes())
+            shards[ref.sha256] = trust.recall_shard(ref, data.shard_path(ref.sha256).read_bytes())
         plan = trust.plan(signed.index, shards, keep_superseded=True)
         summary = ExportSummary(signed.index.version, 0)
         wrote_bundles: set[str] = set()

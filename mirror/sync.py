@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tamizdat.bundles.index import BundleEntry, Index, Shard, ShardRef, SignedIndex
+from tamizdat.bundles.index import Index, ShardRef, SignedIndex
 from tamizdat.errors import ExpiredError, NetworkError, RejectedError, SignatureError, TamizdatError, UsageError
 from tamizdat.fsutil import fsync_dir
 from tamizdat.keys import timefmt
@@ -45,7 +45,7 @@ from tamizdat.server.httpclient import BoundedClient
 
 from .config import DEFAULT_CONFIG, SyncConfig
 from .state import StateStore, SyncSummary, UpstreamRecord
-from .trust import Plan
+from .trust import Listing, Listings, Plan
 from .upstream import Upstream, is_url, make_upstream, normalize_spec
 from .verifier import Verifier
 
@@ -78,7 +78,7 @@ class _Work:
     """What one sync attempt has gathered before committing."""
 
     signed: SignedIndex
-    shards: dict[str, Shard]
+    shards: dict[str, Listings]
     staged_shards: dict[str, Path] = field(default_factory=dict)
     replacements: dict[str, Path] = field(default_factory=dict)  # bundle id -> verified file in tmp
     new: int = 0
@@ -264,7 +264,7 @@ class Mirror:
             local = self.data.shard_path(ref.sha256)
             with contextlib.suppress(OSError, RejectedError):
                 if local.is_file() and local.stat().st_size == ref.size:
-                    work.shards[ref.sha256] = self.trust.check_shard(ref, local.read_bytes())
+                    work.shards[ref.sha256] = self.trust.recall_shard(ref, local.read_bytes())
                     return
             async with sem:
                 data = await up.fetch(f"index/{ref.sha256}.json", max_bytes=ref.size, timeout=cfg.document_timeout)
@@ -285,17 +285,17 @@ class Mirror:
             shard = self.trust.shards.get(ref.sha256)
             if shard is None:
                 try:
-                    shard = self.trust.check_shard(ref, self.data.shard_path(ref.sha256).read_bytes())
+                    shard = self.trust.recall_shard(ref, self.data.shard_path(ref.sha256).read_bytes())
                 except (OSError, RejectedError):
                     continue  # unknown: the files it lists get re-checked
                 self.trust.shards[ref.sha256] = shard
-            out.update((e.id, e.sha256) for e in shard.bundles)
+            out.update((e.id, e.sha256) for e in shard)
         return out
 
     async def _fetch_bundles(self, up: Upstream, work: _Work, plan: Plan, progress: Progress | None) -> None:
         committed = self._committed_sha()
         present = set(_held_ids(self.data.bundles))
-        todo: list[tuple[BundleEntry, bool]] = []  # (entry, present on disk)
+        todo: list[tuple[Listing, bool]] = []  # (entry, present on disk)
         for entry in plan.wanted.values():
             if entry.id in present and committed.get(entry.id) == entry.sha256 and not self.trust.reverify:
                 continue
@@ -309,11 +309,11 @@ class Mirror:
         backlog = asyncio.Semaphore(self.config.concurrency * 4)  # fetched but not yet verified, at most
         root_bytes = self.trust.root_bytes
 
-        async def one(entry: BundleEntry, on_disk: bool, verifier: Verifier) -> None:
+        async def one(entry: Listing, on_disk: bool, verifier: Verifier) -> None:
             async with backlog:
                 await place(entry, on_disk, verifier)
 
-        async def place(entry: BundleEntry, on_disk: bool, verifier: Verifier) -> None:
+        async def place(entry: Listing, on_disk: bool, verifier: Verifier) -> None:
             nonlocal done, placed
             final = self.data.bundle_path(entry.id)
             if on_disk and await verifier.check(str(final), root_bytes, entry.id, size=entry.size, sha256=entry.sha256):

@@ -8,15 +8,14 @@ from dataclasses import replace
 
 import pytest
 
-from tamizdat.bundles.index import Shard
 from tamizdat.errors import RejectedError
 from tamizdat.keys import timefmt
-from tamizdat.mirror.trust import TrustedState
+from tamizdat.mirror.trust import Listings, TrustedState
 
 from .simulator import Simulator, key
 
 
-def shards_of(sim: Simulator, raw: bytes, files: dict[str, bytes]) -> dict[str, Shard]:
+def shards_of(sim: Simulator, raw: bytes, files: dict[str, bytes]) -> dict[str, Listings]:
     trust = TrustedState(sim.root_keyid)
     trust.add_root(sim.roots[0])
     signed = trust.check_index(raw, timefmt.now())
@@ -114,7 +113,7 @@ def test_plan_and_bundle_checks(sim: Simulator) -> None:
     assert plan.retracted == {first} and plan.superseded == {second}
     assert set(trust.plan(signed.index, shards, keep_superseded=False).wanted) == {third, newer, *extra}
 
-    entry = next(e for s in shards.values() for e in s.bundles if e.id == third)
+    entry = next(e for s in shards.values() for e in s if e.id == third)
     data = sim.bundles[third]
     trust.check_transfer(entry, len(data), entry.sha256)
     assert trust.check_bundle(entry, io.BytesIO(data)).bundle_id == third
@@ -126,7 +125,25 @@ def test_plan_and_bundle_checks(sim: Simulator) -> None:
     assert exc.value.code == "bundle-id-mismatch"
 
     assert len(signed.index.shards) == 2
-    doubled = {**shards, signed.index.shards[1].sha256: Shard(shards[signed.index.shards[0].sha256].bundles)}
+    doubled = {**shards, signed.index.shards[1].sha256: shards[signed.index.shards[0].sha256]}
     with pytest.raises(RejectedError) as exc:
         trust.plan(signed.index, doubled, keep_superseded=True)
     assert exc.value.code == "shard-duplicate"
+
+
+def test_recalled_shard_equals_checked_shard(sim: Simulator) -> None:
+    """The fast read of a shard this mirror accepted before gives what the strict parse gives."""
+    sim.retract(sim.listed_ids()[0])
+    sim.supersede(sim.listed_ids()[1])
+    sim.add(3)
+    raw = sim.publish()
+    trust = TrustedState(sim.root_keyid)
+    trust.add_root(sim.roots[0])
+    signed = trust.check_index(raw, timefmt.now())
+    assert signed is not None
+    for ref in signed.index.shards:
+        data = sim.files[f"index/{ref.sha256}.json"]
+        assert trust.recall_shard(ref, data) == trust.check_shard(ref, data)
+        with pytest.raises(RejectedError) as exc:
+            trust.recall_shard(ref, data + b" ")
+        assert exc.value.code == "shard-mismatch"
