@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import logging
 import os
 import re
@@ -55,6 +56,7 @@ Progress = Callable[[int, int, int], None]  # bundles done, bundles to fetch, by
 _HEX_ZIP = re.compile(r"\A([0-9a-f]{64})\.zip\Z")
 _HEX_JSON = re.compile(r"\A([0-9a-f]{64})\.json\Z")
 PAUSE_SECONDS = 120.0
+SMALL_BUNDLE = 1024 * 1024  # bundles up to this size travel in memory (at most 32 at once), bigger ones via tmp
 
 
 def _test_pause(point: str, count: int | None = None) -> None:
@@ -321,30 +323,38 @@ class Mirror:
                 if progress:
                     progress(done, total, up.counters.bytes)
                 return
-            async with sem:
-                tmp = self.data.tmp / f"bundle-{entry.id}.part"
-                try:
-                    size, sha = await up.fetch_to_file(
-                        f"bundles/{entry.id}.zip",
-                        tmp,
-                        max_bytes=entry.size,
-                        timeout=self.config.bundle_deadline(entry.size),
-                    )
-                    self.trust.check_transfer(entry, size, sha)
-                except BaseException:
-                    with contextlib.suppress(OSError):
-                        tmp.unlink()
-                    raise
+            tmp = self.data.tmp / f"bundle-{entry.id}.part"
+            target = None if on_disk else final  # same id, new bytes: swapped in at commit
             try:
-                await verifier.check(str(tmp), root_bytes, entry.id)
+                if entry.size <= SMALL_BUNDLE:
+                    # Fetched into memory, checked, then verified and written by the worker in one go.
+                    async with sem:
+                        body = await up.fetch(
+                            f"bundles/{entry.id}.zip",
+                            max_bytes=entry.size,
+                            timeout=self.config.bundle_deadline(entry.size),
+                        )
+                    self.trust.check_transfer(entry, len(body), hashlib.sha256(body).hexdigest())
+                    await verifier.write(body, str(tmp), None if target is None else str(target), root_bytes, entry.id)
+                else:
+                    async with sem:
+                        size, sha = await up.fetch_to_file(
+                            f"bundles/{entry.id}.zip",
+                            tmp,
+                            max_bytes=entry.size,
+                            timeout=self.config.bundle_deadline(entry.size),
+                        )
+                    self.trust.check_transfer(entry, size, sha)
+                    await verifier.check(str(tmp), root_bytes, entry.id)
+                    if target is not None:
+                        os.replace(tmp, target)
             except BaseException:
                 with contextlib.suppress(OSError):
                     tmp.unlink()
                 raise
             if on_disk:
-                work.replacements[entry.id] = tmp  # same id, new bytes: swapped in at commit
+                work.replacements[entry.id] = tmp
             else:
-                os.replace(tmp, final)
                 placed += 1
                 _test_pause("bundle", placed)
             work.new += 1

@@ -25,7 +25,6 @@ from tamizdat.errors import NetworkError, RejectedError
 from tamizdat.server.httpclient import CHUNK, BoundedClient, check_url
 
 T = TypeVar("T")
-SMALL_FILE = 1024 * 1024  # bundles up to this size are fetched into memory, then written in one go
 
 
 @dataclass
@@ -95,20 +94,10 @@ class HttpUpstream:
 
     async def fetch_to_file(self, rel: str, dest: Path, *, max_bytes: int, timeout: float) -> tuple[int, str]:
         self.counters.requests += 1
-        if max_bytes <= SMALL_FILE:  # most bundles: one buffer, one worker-thread hop to write it
-            data = await _deadline(rel, timeout, self.client.fetch(self.spec + rel, max_bytes=max_bytes))
-            size, digest = await asyncio.to_thread(_write, dest, data)
-        else:
-            url = self.spec + rel
-            size, digest = await _deadline(rel, timeout, self.client.fetch_to_file(url, dest, max_bytes=max_bytes))
+        url = self.spec + rel
+        size, digest = await _deadline(rel, timeout, self.client.fetch_to_file(url, dest, max_bytes=max_bytes))
         self.counters.bytes += size
         return size, digest
-
-
-def _write(dest: Path, data: bytes) -> tuple[int, str]:
-    with dest.open("wb") as fh:
-        fh.write(data)
-    return len(data), hashlib.sha256(data).hexdigest()
 
 
 class DirectoryUpstream:
