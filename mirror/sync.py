@@ -323,7 +323,7 @@ class Mirror:
                 if progress:
                     progress(done, total, up.counters.bytes)
                 return
-            tmp = self.data.tmp / f"bundle-{entry.id}.part"
+            tmp = self.data.tmp / f"bundle-{entry.id}.{os.getpid()}.part"  # never shared with a killed run's workers
             target = None if on_disk else final  # same id, new bytes: swapped in at commit
             try:
                 if entry.size <= SMALL_BUNDLE:

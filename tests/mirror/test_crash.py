@@ -71,7 +71,7 @@ def work_files(data: Path) -> list[str]:
 @pytest.mark.slow
 def test_kill_mid_sync_never_serves_partial_state(tmp_path: Path) -> None:
     sim = Simulator(tmp_path / "sim", shard_capacity=8)
-    sim.add(24)
+    sim.add(40)  # over the process threshold: worker processes verify and write
     signed = [sim.publish()]
     data = tmp_path / "mirror"
     rng = random.Random(2026)
@@ -113,4 +113,4 @@ def test_kill_mid_sync_never_serves_partial_state(tmp_path: Path) -> None:
         assert work_files(data) == [], f"work files left behind (had {leftovers})"
         listed = check_served(data / "public", sim.root_keyid)
         assert not (data / "public" / "bundles" / f"{sim.listed_ids()[0]}.zip").exists()
-        assert len(listed) == 54
+        assert len(listed) == 70
