@@ -70,10 +70,18 @@ def _context() -> multiprocessing.context.BaseContext:
     return _CONTEXT
 
 
+def prewarm() -> None:
+    """Start the forkserver (a fresh interpreter importing the verifier) ahead of a big batch."""
+    _context()
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+
+
 class Verifier:
     """``async with Verifier(jobs) as v: await v.check(...)``: threads or processes by ``jobs``."""
 
-    def __init__(self, jobs: int, *, workers: int = 0, threshold: int = 32):
+    def __init__(self, jobs: int, *, workers: int = 0, threshold: int = 500):
         self.jobs = jobs
         self.workers = workers or max(1, os.cpu_count() or 1)
         self.threshold = threshold
