@@ -1,27 +1,41 @@
-"""`tamizdat demo`: a publisher's whole path on one machine, with sample articles.
+"""`tamizdat demo`: an origin and two chained mirrors on loopback, with sample articles.
 
-Today it makes demo keys, builds the sample articles into a signed bundle and
-verifies it as a reader would. (The origin and mirror servers join the demo as
-they land.)
+It makes demo keys (the root private key is moved aside, as an operator would
+move it offline), starts an origin on the embedded SQLite store, publishes the
+sample articles (English and Russian, with a legal-risk notice, an image with a
+caption, sections and a byline) through the publishing API, starts mirror A
+syncing from the origin and mirror B syncing from A, waits until B serves
+verified copies, prints the addresses, the root key id and a share link, and
+runs until Ctrl-C.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
 import shutil
+import signal
+import socket
 import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import click
+from aiohttp import web
 
-from tamizdat.bundles.build import build_bundle
-from tamizdat.bundles.content import parse_bundle_input
 from tamizdat.bundles.verify import verify_bundle
 from tamizdat.clikit import emit, guarded, json_option
-from tamizdat.keys.keydir import KeyDir
+from tamizdat.errors import TamizdatError
+from tamizdat.keys.keydir import ROOT_PRIVATE, KeyDir
 
 from .sample_image import draw_sampling_map
+
+PUBLISHER = "Demo Newsroom"
+READY_TIMEOUT = 120.0
 
 
 def prepare_sample(folder: Path) -> Path:
@@ -34,38 +48,145 @@ def prepare_sample(folder: Path) -> Path:
     return target
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Node:
+    name: str
+    url: str
+    runner: web.AppRunner
+
+
+async def _start(app: web.Application, port: int, name: str) -> Node:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return Node(name, f"http://127.0.0.1:{port}", runner)
+
+
+async def _until(check: Any, what: str, timeout: float = READY_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.2)
+    raise TamizdatError(f"demo: {what} did not happen within {timeout:.0f} s", code="demo-timeout")
+
+
+@contextlib.asynccontextmanager
+async def run_demo(work: Path, *, port: int | None = None) -> AsyncIterator[dict[str, Any]]:
+    """Start the demo network under ``work``; yield what it printed; stop it on exit."""
+    from tamizdat.mirror.app import make_app as mirror_app
+    from tamizdat.mirror.sync import Mirror
+    from tamizdat.server import tokens
+    from tamizdat.server.app import make_app as origin_app
+    from tamizdat.server.appkeys import ORIGIN
+    from tamizdat.server.datadir import DataDir
+    from tamizdat.server.ingest import publish_files
+    from tamizdat.server.reader.links import build_link
+
+    started = time.monotonic()
+    keydir = KeyDir(work / "keys")
+    if not (keydir.path / "root.json").exists():
+        keydir.init(PUBLISHER)
+        shutil.move(keydir.path / ROOT_PRIVATE, work / "offline-root-keys")
+    root_id = keydir.root_keyid()
+    ports = [port, port + 1, port + 2] if port else [_free_port(), _free_port(), _free_port()]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    nodes: list[Node] = []
+    try:
+        origin = origin_app(work / "origin", keydir.path, round_seconds=0.5, mirrors=urls[1:])
+        nodes.append(await _start(origin, ports[0], "origin"))
+        service = origin[ORIGIN]
+        token = await tokens.create(service.store, f"demo-{int(time.time())}")
+        published = await publish_files([prepare_sample(work / "sample")], server=urls[0], token=token)
+        await service.publisher.flush()
+
+        wanted = {r["bundle_id"] for r in published}
+        mirrors = []
+        for name, data, upstream, p in (
+            ("mirror A", "mirror-a", urls[0], ports[1]),
+            ("mirror B", "mirror-b", urls[1], ports[2]),
+        ):
+            mirror = Mirror(DataDir(work / data), root_keyid=root_id, upstreams=[upstream + "/"])
+            mirrors.append(mirror)
+            nodes.append(await _start(mirror_app(mirror, interval=2.0), p, name))
+            await _until(lambda m=mirror: _holds(m, wanted), f"{name} syncing")
+
+        first = published[0]["bundle_id"]
+        held = mirrors[-1].data.bundle_path(first)
+        checked = await asyncio.to_thread(verify_bundle, held, root_keyid=root_id)
+        link = build_link(urls[2], first, root_id, [urls[1], urls[0]])
+        yield {
+            "ok": True,
+            "root_keyid": root_id,
+            "origin": urls[0],
+            "mirrors": urls[1:],
+            "articles": [{"id": r["id"], "bundle_id": r["bundle_id"]} for r in published],
+            "share_link": str(link),
+            "verified_on_mirror_b": checked.bundle_id == first,
+            "ready_seconds": round(time.monotonic() - started, 2),
+            "workdir": str(work),
+        }
+    finally:
+        for node in reversed(nodes):
+            await node.runner.cleanup()
+
+
+async def _holds(mirror: Any, wanted: set[str]) -> bool:
+    return all(mirror.data.bundle_path(b).exists() for b in wanted) and (mirror.data.public / "index.json").exists()
+
+
+async def _serve(work: Path, port: int | None, as_json: bool, wait: bool) -> None:
+    async with run_demo(work, port=port) as info:
+        lines = [
+            f"origin:    {info['origin']}/   (publishing API under /api/v1/)",
+            f"mirror A:  {info['mirrors'][0]}/   (syncs from the origin)",
+            f"mirror B:  {info['mirrors'][1]}/   (syncs from mirror A)",
+            f"root key id (what readers pin): {info['root_keyid']}",
+            f"share link: {info['share_link']}",
+            f"ready in {info['ready_seconds']} s; every bundle on mirror B verified.",
+        ]
+        if wait:
+            lines.append("Press Ctrl-C to stop.")
+        emit(as_json, info, "\n".join(lines))
+        if not wait:
+            return
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        if not as_json:
+            click.echo("stopping...")
+
+
 @click.command("demo")
 @click.option(
     "--dir",
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Keep the demo's keys and files here (default: a temporary folder, removed at the end).",
+    help="Keep the demo's keys and data here (default: a temporary folder, removed at the end).",
 )
+@click.option(
+    "--port",
+    type=click.IntRange(1024, 65533),
+    default=None,
+    help="Origin port; the mirrors take the next two (default: free ports).",
+)
+@click.option("--no-wait", is_flag=True, help="Start everything, check it, then stop (for scripts and tests).")
 @json_option
 @guarded
-def demo_cmd(directory: Path | None, as_json: bool) -> None:
-    """Run the demo: demo keys, sample articles, a signed bundle, verified offline."""
+def demo_cmd(directory: Path | None, port: int | None, no_wait: bool, as_json: bool) -> None:
+    """Run the demo: an origin and two chained mirrors with sample articles, on loopback."""
     work = directory or Path(tempfile.mkdtemp(prefix="demo-"))
     try:
-        keydir = KeyDir(work / "keys")
-        if not (keydir.path / "root.json").exists():
-            keydir.init("Demo Newsroom")
-        source = prepare_sample(work / "sample")
-        inp = parse_bundle_input(source.read_bytes(), base=source.parent)
-        built = build_bundle(inp, signer=keydir.signer("bundle"), chain=keydir.chain(), out=work / "bundle.zip")
-        root_id = keydir.root_keyid()
-        result = verify_bundle(built.path, root_keyid=root_id)
-        data = {**result.summary(), "root_keyid": root_id, "workdir": str(work) if directory else None}
-        lines = [
-            f"publisher root key id: {root_id}",
-            f"built and signed:      {built.bundle_id}.zip ({built.size} bytes, {len(inp.articles)} articles)",
-            f"verified offline:      VALID, signed by {result.manifest.publisher}",
-        ]
-        lines += [f"  [{a.lang}] {a.title}" for a in result.manifest.articles]
-        if directory:
-            lines.append(f"files kept in {work}; check again with: tamizdat verify {built.path} --root-key {root_id}")
-        emit(as_json, json.loads(json.dumps(data)), "\n".join(lines))
+        asyncio.run(_serve(work, port, as_json, wait=not no_wait))
     finally:
         if directory is None:
             shutil.rmtree(work, ignore_errors=True)
