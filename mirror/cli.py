@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from tamizdat.clikit import emit, guarded, json_option
 from tamizdat.errors import TamizdatError
 from tamizdat.server.datadir import DataDir
 
+from .config import DEFAULT_CONFIG
 from .state import SyncSummary
 from .sync import Mirror, Progress
 from .upstream import normalize_spec
@@ -88,11 +91,16 @@ def resolve(data: DataDir, root_key: str | None, upstreams: tuple[str, ...], **e
 
 
 def _mirror(data: DataDir, values: dict[str, Any], upstreams: list[str] | None = None) -> Mirror:
+    config = DEFAULT_CONFIG
+    threshold = os.environ.get("TAMIZDAT_TEST_PROCESS_THRESHOLD", "")  # test-only: worker processes for small syncs
+    if threshold.isdigit():
+        config = replace(config, process_threshold=int(threshold))
     return Mirror(
         data,
         root_keyid=values["root_keyid"],
         upstreams=upstreams if upstreams is not None else values["upstreams"],
         keep_superseded=bool(values["keep_superseded"]),
+        config=config,
     )
 
 

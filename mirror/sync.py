@@ -48,7 +48,7 @@ from .config import DEFAULT_CONFIG, SyncConfig
 from .state import StateStore, SyncSummary, UpstreamRecord
 from .trust import Listing, Listings, Plan
 from .upstream import Upstream, is_url, make_upstream, normalize_spec
-from .verifier import Verifier, prewarm
+from .verifier import Verifier
 
 log = logging.getLogger("tamizdat.mirror")
 
@@ -128,7 +128,6 @@ class Mirror:
         self.last_summary: dict[str, object] | None = last
         self.last_ok: str | None = last_ok
         self._lock = asyncio.Lock()
-        self._warming: asyncio.Future[None] | None = None
 
     # -- public ----------------------------------------------------------
     def record(self, spec: str) -> UpstreamRecord:
@@ -195,9 +194,6 @@ class Mirror:
 
     async def _sync_from(self, up: Upstream, summary: SyncSummary, progress: Progress | None, now: dt.datetime) -> None:
         cfg = self.config
-        if self.trust.index is None and self._warming is None:
-            # A first sync is usually big: start the verifier processes' server while fetching.
-            self._warming = asyncio.get_running_loop().run_in_executor(None, prewarm)
         raw = await up.fetch("index.json", max_bytes=cfg.max_index_bytes, timeout=cfg.document_timeout)
         probe_due = time.time() - self.store.last_root_probe() >= cfg.root_probe_interval
         trusted = self.trust.index

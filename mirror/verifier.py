@@ -2,34 +2,43 @@
 
 A few bundles are checked in a worker thread. Many (a first sync, a big
 import) go to worker processes, which also write the verified bytes into
-place, so file creation runs in parallel too: verification is CPU work, and a busy thread
-holding the GIL would stall the event loop's socket and file calls (measured:
-2,000 bundles took 4x longer with verification in threads). Workers get only
-a path, the trusted root bytes and the listed id, and answer with the
-rejection (code, message, step) or nothing, so the decision rules stay those
-of :mod:`mirror.trust`. Workers start from a forkserver, which imports the
-main module again: a program embedding a mirror needs the usual
-``if __name__ == "__main__":`` guard (the ``tamizdat`` command has it).
+place, so file creation runs in parallel too: verification is CPU work, and a
+thread holding the GIL stalls the event loop's socket and file calls
+(measured: 2,000 bundles took twice as long with verification in threads).
+
+Workers are plain child processes (``python -c ...serve()``) talking over
+their stdin and stdout: one length-prefixed request, one answer. They get
+only a path or bytes, the trusted root bytes and the listed id, and answer
+with the rejection (code, message, step) or nothing, so the decision rules
+stay those of :mod:`mirror.trust`. A worker exits when its stdin closes, so a
+killed mirror (``kill -9``) leaves no process behind.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import hashlib
 import io
-import multiprocessing
 import os
+import pickle
+import struct
+import sys
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from tamizdat.errors import RejectedError
 
 from .trust import check_bundle
 
+_HEAD = struct.Struct(">I")
+_WORKER = "from tamizdat.mirror.verifier import serve; serve()"
+
 
 def check_file(path: str, root_bytes: bytes, bundle_id: str, size: int | None, sha256: str | None) -> dict[str, str]:
-    """Runs in a worker: ``{}`` if the file verifies, ``{"differs": ...}`` if its bytes are not the
-    listed ones (local files only), else the rejection as a dict."""
+    """``{}`` if the file verifies, ``{"differs": ...}`` if its bytes are not the listed ones (local
+    files only), else the rejection as a dict."""
     try:
         with open(path, "rb") as fh:
             listed = size is not None and sha256 is not None
@@ -44,8 +53,8 @@ def check_file(path: str, root_bytes: bytes, bundle_id: str, size: int | None, s
 
 
 def write_file(data: bytes, tmp: str, final: str | None, root_bytes: bytes, bundle_id: str) -> dict[str, str]:
-    """Runs in a worker: verify ``data``; if it verifies, write it to ``tmp`` and rename it to ``final``
-    (if given). Returns ``{}`` or the rejection as a dict; nothing is written for a rejected bundle."""
+    """Verify ``data``; if it verifies, write it to ``tmp`` and rename it to ``final`` (if given).
+    Returns ``{}`` or the rejection as a dict; nothing is written for a rejected bundle."""
     try:
         check_bundle(bundle_id, io.BytesIO(data), root_bytes)
     except RejectedError as err:
@@ -57,25 +66,59 @@ def write_file(data: bytes, tmp: str, final: str | None, root_bytes: bytes, bund
     return {}
 
 
-_CONTEXT: multiprocessing.context.BaseContext | None = None
+TASKS: dict[str, Callable[..., dict[str, str]]] = {"check": check_file, "write": write_file}
 
 
-def _context() -> multiprocessing.context.BaseContext:
-    """forkserver: workers fork from a clean server process, never from our threads."""
-    global _CONTEXT
-    if _CONTEXT is None:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["tamizdat.mirror.verifier"])
-        _CONTEXT = ctx
-    return _CONTEXT
+def serve() -> None:
+    """A worker process: answer requests from stdin until it closes."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        head = stdin.read(_HEAD.size)
+        if len(head) < _HEAD.size:
+            return  # the mirror is gone (or done): so are we
+        name, args = pickle.loads(stdin.read(_HEAD.unpack(head)[0]))
+        try:
+            answer = TASKS[name](*args)
+        except OSError as exc:
+            answer = {"oserror": str(exc)}
+        body = pickle.dumps(answer)
+        stdout.write(_HEAD.pack(len(body)) + body)
+        stdout.flush()
 
 
-def prewarm() -> None:
-    """Start the forkserver (a fresh interpreter importing the verifier) ahead of a big batch."""
-    _context()
-    from multiprocessing import forkserver
+class _Worker:
+    def __init__(self, proc: asyncio.subprocess.Process):
+        self.proc = proc
+        self.broken = False
 
-    forkserver.ensure_running()
+    async def call(self, name: str, args: tuple[Any, ...]) -> dict[str, str]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            body = pickle.dumps((name, args))
+            self.proc.stdin.write(_HEAD.pack(len(body)) + body)
+            await self.proc.stdin.drain()
+            size = _HEAD.unpack(await self.proc.stdout.readexactly(_HEAD.size))[0]
+            answer: dict[str, str] = pickle.loads(await self.proc.stdout.readexactly(size))
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            self.broken = True
+            raise OSError("a verifier worker process died") from exc
+        except BaseException:
+            self.broken = True  # an answer may be half read: this worker is done
+            raise
+        return answer
+
+    async def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        if self.broken:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 10)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            await self.proc.wait()
 
 
 class Verifier:
@@ -85,26 +128,45 @@ class Verifier:
         self.jobs = jobs
         self.workers = workers or max(1, os.cpu_count() or 1)
         self.threshold = threshold
-        self._pool: concurrent.futures.Executor | None = None
+        self._all: list[_Worker] = []
+        self._idle: asyncio.Queue[_Worker] | None = None
 
     async def __aenter__(self) -> Verifier:
         if self.jobs >= self.threshold and self.workers > 1:
-            self._pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=_context())
+            self._idle = asyncio.Queue()
+            for _ in range(min(self.workers, self.jobs)):
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-c", _WORKER, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+                )
+                worker = _Worker(proc)
+                self._all.append(worker)
+                self._idle.put_nowait(worker)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        workers, self._all, self._idle = self._all, [], None
+        await asyncio.gather(*(w.close() for w in workers))
+
+    async def _run(self, name: str, *args: Any) -> dict[str, str]:
+        if self._idle is None:
+            return await asyncio.to_thread(TASKS[name], *args)
+        worker = await self._idle.get()
+        try:
+            answer = await worker.call(name, args)
+        finally:
+            if not worker.broken and self._idle is not None:
+                self._idle.put_nowait(worker)
+        if "oserror" in answer:
+            raise OSError(answer["oserror"])
+        return answer
 
     async def check(
         self, path: str, root_bytes: bytes, bundle_id: str, *, size: int | None = None, sha256: str | None = None
     ) -> bool:
         """True if it verifies; False if a local file's bytes are not the listed ones; else raises."""
-        loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(self._pool, check_file, path, root_bytes, bundle_id, size, sha256)
+        answer = await self._run("check", path, root_bytes, bundle_id, size, sha256)
         if "differs" in answer:
             return False
         _raise(answer)
@@ -112,8 +174,7 @@ class Verifier:
 
     async def write(self, data: bytes, tmp: str, final: str | None, root_bytes: bytes, bundle_id: str) -> None:
         """Verify bytes held in memory, then write them (into place, when ``final`` is given)."""
-        loop = asyncio.get_running_loop()
-        _raise(await loop.run_in_executor(self._pool, write_file, data, tmp, final, root_bytes, bundle_id))
+        _raise(await self._run("write", data, tmp, final, root_bytes, bundle_id))
 
 
 def _raise(answer: dict[str, str]) -> None:

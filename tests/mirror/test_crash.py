@@ -26,6 +26,7 @@ class Run:
 
     def __init__(self, data: Path, sim: Simulator, url: str, **pause: str):
         env = {k: v for k, v in os.environ.items() if not k.startswith("TAMIZDAT_TEST_")}
+        env["TAMIZDAT_TEST_PROCESS_THRESHOLD"] = "1"  # worker processes verify and write, as in a big first sync
         env.update(pause)
         args = [*TAMIZDAT, "mirror", "sync", "--once", "--json", "--data", str(data)]
         args += ["--root-key", sim.root_keyid, "--upstream", url]
@@ -43,16 +44,36 @@ class Run:
         raise AssertionError("no pause seen")
 
     def kill(self) -> None:
+        children = _children(self.proc.pid)  # verifier worker processes, if any
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+        deadline = time.monotonic() + 15
+        while any(_alive(pid) for pid in children):  # they see their stdin close and exit
+            assert time.monotonic() < deadline, "worker processes outlived the killed mirror"
+            time.sleep(0.05)
 
     def finish(self) -> int:
         out, err = self.proc.communicate(timeout=120)
         assert self.proc.returncode == 0, (out, err)
         return self.proc.returncode
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def check_after_kill(data: Path, sim: Simulator, signed: list[bytes]) -> None:
@@ -71,7 +92,7 @@ def work_files(data: Path) -> list[str]:
 @pytest.mark.slow
 def test_kill_mid_sync_never_serves_partial_state(tmp_path: Path) -> None:
     sim = Simulator(tmp_path / "sim", shard_capacity=8)
-    sim.add(40)  # over the process threshold: worker processes verify and write
+    sim.add(40)
     signed = [sim.publish()]
     data = tmp_path / "mirror"
     rng = random.Random(2026)
