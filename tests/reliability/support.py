@@ -314,9 +314,12 @@ class StoreReport:
     listed: int
     files: int
     extra: int  # verified bundle files the served index does not list yet (renamed in before a kill)
+    work_files: list[str]  # files in the served tree that are not part of it (only when allowed)
 
 
-def check_store(public: Path, root: Root, root_keyid: str, *, signed: Iterable[bytes] = ()) -> StoreReport:
+def check_store(
+    public: Path, root: Root, root_keyid: str, *, signed: Iterable[bytes] = (), allow_work_files: bool = False
+) -> StoreReport:
     """What a killed or failed sync must leave: ``index.json`` absent, or a complete index signed by
     the publisher (one of ``signed`` if given) whose shards are present and match, and whose every
     listed bundle is present with the listed hash; every bundle file verifies under its own id; no
@@ -344,8 +347,8 @@ def check_store(public: Path, root: Root, root_keyid: str, *, signed: Iterable[b
     stray = [
         str(p.relative_to(public)) for p in public.rglob("*") if p.is_file() and not _served_name(p.relative_to(public))
     ]
-    assert not stray, f"work files in the served tree: {stray}"
-    return StoreReport(version, len(listed), len(files), len(set(files) - set(listed)))
+    assert allow_work_files or not stray, f"work files in the served tree: {stray}"
+    return StoreReport(version, len(listed), len(files), len(set(files) - set(listed)), stray)
 
 
 def _served_name(rel: Path) -> bool:
