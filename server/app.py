@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from tamizdat.errors import UsageError
+from tamizdat.fsutil import remove_stale_temp
 from tamizdat.keys import timefmt
 
 from . import settings as settings_mod
@@ -71,6 +72,7 @@ def _origin_ctx(data: DataDir, keys_dir: Path, values: dict[str, Any]) -> Callab
             message = ROOT_PRIVATE_WARNING.format(path=keys_dir / "root-private")
             log.warning(message)
         keyring.snapshot()  # fail at start, not at the first request, if the key directory is unusable
+        remove_stale_temp(data.public)  # what a crash (kill -9) left half-written; never served
         store = await Store.in_state_dir(data.state).open()
         config = RoundConfig(
             round_seconds=float(values["round_seconds"]),

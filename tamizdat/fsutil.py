@@ -44,3 +44,15 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = 
     """Replace ``path`` with ``data`` atomically."""
     with atomic_file(path, mode, durable=durable) as fh:
         fh.write(data)
+
+
+def remove_stale_temp(folder: Path) -> int:
+    """Delete temp files an interrupted :func:`atomic_file` left under ``folder``; returns how many."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for path in folder.rglob(".tmp-*"):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            path.unlink()
+            removed += 1
+    return removed
