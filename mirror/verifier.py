@@ -10,13 +10,15 @@ Workers are plain child processes (``python -c ...serve()``) talking over
 their stdin and stdout: one length-prefixed request, one answer. They get
 only a path or bytes, the trusted root bytes and the listed id, and answer
 with the rejection (code, message, step) or nothing, so the decision rules
-stay those of :mod:`mirror.trust`. A worker exits when its stdin closes, so a
-killed mirror (``kill -9``) leaves no process behind.
+stay those of :mod:`mirror.trust`. Requests are pipelined (answers come back
+in order), so a worker never waits for the event loop. A worker exits when
+its stdin closes, so a killed mirror (``kill -9``) leaves no process behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import io
@@ -87,38 +89,54 @@ def serve() -> None:
 
 
 class _Worker:
+    """One worker process; requests are pipelined and answered in order."""
+
     def __init__(self, proc: asyncio.subprocess.Process):
         self.proc = proc
-        self.broken = False
+        self.pending: collections.deque[asyncio.Future[dict[str, str]]] = collections.deque()
+        self.dead: BaseException | None = None
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            while True:
+                size = _HEAD.unpack(await self.proc.stdout.readexactly(_HEAD.size))[0]
+                answer = pickle.loads(await self.proc.stdout.readexactly(size))
+                future = self.pending.popleft()
+                if not future.done():  # a cancelled caller's answer is simply dropped
+                    future.set_result(answer)
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            self.dead = OSError("a verifier worker process stopped")
+            self.dead.__cause__ = exc
+            while self.pending:
+                future = self.pending.popleft()
+                if not future.done():
+                    future.set_exception(self.dead)
 
     async def call(self, name: str, args: tuple[Any, ...]) -> dict[str, str]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        try:
-            body = pickle.dumps((name, args))
-            self.proc.stdin.write(_HEAD.pack(len(body)) + body)
-            await self.proc.stdin.drain()
-            size = _HEAD.unpack(await self.proc.stdout.readexactly(_HEAD.size))[0]
-            answer: dict[str, str] = pickle.loads(await self.proc.stdout.readexactly(size))
-        except (asyncio.IncompleteReadError, ConnectionError) as exc:
-            self.broken = True
-            raise OSError("a verifier worker process died") from exc
-        except BaseException:
-            self.broken = True  # an answer may be half read: this worker is done
-            raise
-        return answer
+        if self.dead is not None:
+            raise self.dead
+        assert self.proc.stdin is not None
+        future: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+        body = pickle.dumps((name, args))
+        self.pending.append(future)
+        self.proc.stdin.write(_HEAD.pack(len(body)) + body)
+        await self.proc.stdin.drain()
+        return await future
 
     async def close(self) -> None:
         if self.proc.stdin is not None:
             self.proc.stdin.close()
-        if self.broken:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
         try:
-            await asyncio.wait_for(self.proc.wait(), 10)
+            await asyncio.wait_for(self.proc.wait(), 30)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
             await self.proc.wait()
+        self.reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.reader
 
 
 class Verifier:
@@ -129,35 +147,27 @@ class Verifier:
         self.workers = workers or max(1, os.cpu_count() or 1)
         self.threshold = threshold
         self._all: list[_Worker] = []
-        self._idle: asyncio.Queue[_Worker] | None = None
 
     async def __aenter__(self) -> Verifier:
         if self.jobs >= self.threshold and self.workers > 1:
-            self._idle = asyncio.Queue()
             for _ in range(min(self.workers, self.jobs)):
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-c", _WORKER, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
                 )
-                worker = _Worker(proc)
-                self._all.append(worker)
-                self._idle.put_nowait(worker)
+                self._all.append(_Worker(proc))
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        workers, self._all, self._idle = self._all, [], None
+        workers, self._all = self._all, []
         await asyncio.gather(*(w.close() for w in workers))
 
     async def _run(self, name: str, *args: Any) -> dict[str, str]:
-        if self._idle is None:
+        if not self._all:
             return await asyncio.to_thread(TASKS[name], *args)
-        worker = await self._idle.get()
-        try:
-            answer = await worker.call(name, args)
-        finally:
-            if not worker.broken and self._idle is not None:
-                self._idle.put_nowait(worker)
+        worker = min(self._all, key=lambda w: len(w.pending))  # the least busy one
+        answer = await worker.call(name, args)
         if "oserror" in answer:
             raise OSError(answer["oserror"])
         return answer
