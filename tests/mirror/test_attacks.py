@@ -37,6 +37,7 @@ class Attack:
     setup: Step | None = None  # before the good sync
     recover: Step | None = None  # the upstream behaves again; the next sync must succeed
     config: SyncConfig = FAST
+    prime: Step | None = None  # after the good sync: a change the mirror accepts (the state to keep)
 
 
 def _new_bundle(sim: Simulator) -> str:
@@ -157,6 +158,26 @@ def root_jump(sim: Simulator) -> None:
     sim.files["roots/2.json"] = sim.roots[2]  # version 3 where version 2 belongs
 
 
+def inflate_version(sim: Simulator) -> None:
+    """Whoever holds the index key signs version 1000 over the honest shards (validly signed)."""
+    honest = sim.index_version
+    sim.add(1)
+    sim.publish(version=1000)
+    sim.index_version = honest
+
+
+def honest_next(sim: Simulator) -> None:
+    sim.publish()  # the publisher's next version now looks like a rollback
+
+
+def revoke_abused_index_key(sim: Simulator) -> None:
+    assert sim.index_key is not None
+    fresh = key(204)
+    sim.rotate(revoke=[sim.index_key.keyid], add=[(fresh, ("index",))])
+    sim.index_key = fresh
+    sim.publish()
+
+
 def behave(sim: Simulator) -> None:
     """The upstream serves its honest tree again (with a new index version)."""
     sim.handlers.clear()
@@ -183,6 +204,9 @@ ROWS = [
     Attack("gzip-bomb", gzip_encoded, ("content-encoding",), recover=behave),
     Attack("cross-host-redirect", cross_host_redirect, ("bad-redirect",), recover=behave),
     Attack("root-jump", root_jump, ("root-chain-gap",), recover=behave),
+    # The fast-forwarded index is accepted (validly signed); the honest one is then refused as a
+    # rollback until a new root revokes the abused key, which resets the floor.
+    Attack("fast-forward", honest_next, ("rollback",), prime=inflate_version, recover=revoke_abused_index_key),
 ]
 
 
@@ -208,6 +232,9 @@ async def test_attack(row: Attack, sim: Simulator, make_mirror: MirrorFactory) -
         m = make_mirror(sim.root_keyid, [url], config=row.config)
         first = await m.sync()
         assert first.ok, first.errors
+        if row.prime:
+            row.prime(sim)
+            assert (await m.sync()).ok
         good = (m.data.public / "index.json").read_bytes()
 
         row.attack(sim)
