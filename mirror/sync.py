@@ -9,12 +9,15 @@ are tried in turn, a failing one moved to the back):
    index fails a signature check). Each accepted root is persisted at once.
 3. The index is verified (signature, freshness, rollback).
 4. Only the shards not already held; each must match the index.
-5. Only the missing bundles (bounded concurrency): streamed to ``DATA/tmp``
-   with size and SHA-256 checked, fully verified in a worker thread, renamed
-   into ``public/bundles/<id>.zip``.
-6. Commit: shards and roots renamed into ``public/``; ONE filesystem sync;
-   ``index.json`` switched atomically; trusted state saved; then retracted,
-   pruned and unlisted bundle files removed.
+5. Only the missing bundles (bounded concurrency): fetched into memory (or
+   streamed to ``DATA/tmp`` when big) with size and SHA-256 checked, fully
+   verified off the event loop (a worker thread, or worker processes for big
+   batches: ``mirror.verifier``), written to ``DATA/tmp`` and renamed into
+   ``public/bundles/<id>.zip``.
+6. Commit: shards and roots renamed into ``public/`` (before the sync, so it
+   covers them too); ONE filesystem sync; ``index.json`` switched atomically;
+   trusted state saved; then retracted, pruned and unlisted bundle files
+   removed.
 
 The served ``index.json`` therefore only ever lists bundles that are present
 and verified, and a failed sync leaves the previous good state served.
