@@ -34,6 +34,7 @@ log = logging.getLogger("tamizdat.mirror")
 
 MIRROR = web.AppKey("mirror", Mirror)
 INTERVAL = web.AppKey("sync_interval", float)
+MIRROR_SETTINGS = web.AppKey("mirror_settings", dict[str, Any])
 STALE_AFTER_INTERVALS = 3
 
 
@@ -126,15 +127,19 @@ def _sync_ctx(interval: float) -> Callable[[web.Application], AsyncIterator[None
     return ctx
 
 
-def make_app(mirror: Mirror, *, interval: float, background_sync: bool = True) -> web.Application:
-    """The mirror app over ``mirror``'s data directory."""
+def make_app(
+    mirror: Mirror, *, interval: float, background_sync: bool = True, settings: dict[str, Any] | None = None
+) -> web.Application:
+    """The mirror app over ``mirror``'s data directory (``settings``: DATA/settings.toml as resolved)."""
     app = web.Application(client_max_size=64 * 1024)
     app[MIRROR] = mirror
     app[INTERVAL] = float(interval)
+    app[MIRROR_SETTINGS] = dict(settings or {})
     app.add_routes(StaticTree(mirror.data.public).routes())
     app.add_routes([web.get("/healthz", _healthz)])
-    # Reader pages go here (the reader flow's issue): they read the same verified public tree,
-    # e.g. server.reader.routes.add_reader_routes(app, mirror.data, settings=...), and may use app[MIRROR].
+    # Reader pages go here (the reader flow's issue): they read the same verified public tree, e.g.
+    # server.reader.routes.add_reader_routes(app, mirror.data, settings=app[MIRROR_SETTINGS]); app[MIRROR]
+    # gives the sync state (trusted index, last sync) for "not updated since" notes.
     if background_sync:
         app.cleanup_ctx.append(_sync_ctx(float(interval)))
     return app

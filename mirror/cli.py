@@ -187,7 +187,7 @@ def run_cmd(
         raise click.UsageError("no upstream: give --upstream URL or DIR")
     _logging(True)
     mirror = _mirror(data, values)
-    app = make_app(mirror, interval=float(values["sync_interval"]))
+    app = make_app(mirror, interval=float(values["sync_interval"]), settings=values)
     run(app, values["listen"], access_log=bool(values["access_log"]))
 
 
