@@ -131,7 +131,10 @@ def test_kill9_origin_while_publishing(origin: Origin, figures: Figures) -> None
         before = len(ledger.acked)
         for c in clients:
             c.start()
-        time.sleep(rng.uniform(0.8, 2.5))
+        # The kill lands while articles flow: after the first acknowledgement of this generation
+        # (packaging workers start lazily after a restart), plus a random 0.2-2 s.
+        wait_until(lambda b=before: len(ledger.acked) > b, 60, "a first acknowledged article", step=0.01)
+        time.sleep(rng.uniform(0.2, 2.0))
         origin.kill9()
         stop.set()
         for c in clients:
