@@ -85,6 +85,7 @@ class _Work:
     signed: SignedIndex
     shards: dict[str, Listings]
     staged_shards: dict[str, Path] = field(default_factory=dict)
+    present: set[str] = field(default_factory=set)  # bundle files found at the start (one directory scan)
     replacements: dict[str, Path] = field(default_factory=dict)  # bundle id -> verified file in tmp
     new: int = 0
 
@@ -299,7 +300,7 @@ class Mirror:
 
     async def _fetch_bundles(self, up: Upstream, work: _Work, plan: Plan, progress: Progress | None) -> None:
         committed = self._committed_sha()
-        present = set(_held_ids(self.data.bundles))
+        present = work.present = set(_held_ids(self.data.bundles))
         todo: list[tuple[Listing, bool]] = []  # (entry, present on disk)
         for entry in plan.wanted.values():
             if entry.id in present and committed.get(entry.id) == entry.sha256 and not self.trust.reverify:
@@ -397,7 +398,7 @@ class Mirror:
         self.trust.commit(work.signed, work.shards)
         self.store.save_trust(self.trust)
         # Only now that the new index is served: drop what it no longer asks for.
-        for bundle_id in list(_held_ids(data.bundles)):
+        for bundle_id in sorted(work.present):  # what this sync placed is wanted; a leftover goes next time
             if bundle_id in plan.wanted:
                 continue
             with contextlib.suppress(FileNotFoundError):
