@@ -60,14 +60,17 @@ async def _parse_article(request: web.Request, path_id: str | None = None) -> Ap
     return parse_api_article(doc, path_id=path_id)
 
 
+MAX_OFFSET = 2**53 - 1
+
+
 def _page(request: web.Request) -> tuple[int, int]:
     try:
         limit = int(request.query.get("limit", "100"))
         offset = int(request.query.get("offset", "0"))
     except ValueError:
         raise ApiError(400, "bad-query", "limit and offset must be integers") from None
-    if not 1 <= limit <= MAX_LIMIT or offset < 0:
-        raise ApiError(400, "bad-query", f"limit must be 1 to {MAX_LIMIT}, offset 0 or more")
+    if not 1 <= limit <= MAX_LIMIT or not 0 <= offset <= MAX_OFFSET:
+        raise ApiError(400, "bad-query", f"limit must be 1 to {MAX_LIMIT}, offset 0 to {MAX_OFFSET}")
     return limit, offset
 
 

@@ -339,7 +339,11 @@ BODY_ERRORS = {
 NOT_FOUND = {"404": _error("No such resource (code not-found).")}
 PAGE_PARAMS = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
-    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+    {
+        "name": "offset",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 0, "maximum": 9007199254740991, "default": 0},
+    },
 ]
 ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": ID_PATTERN}}
 MEDIA_ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": HEX64}}
@@ -505,6 +509,17 @@ PATHS: dict[str, Any] = {
 }
 
 
+def _with_route_404(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation on a path with an id can answer 404: the id may not match its route."""
+    out = copy.deepcopy(paths)
+    for path, item in out.items():
+        if "{" in path:
+            for op in item.values():
+                if isinstance(op, dict) and "responses" in op:
+                    op["responses"].setdefault("404", NOT_FOUND["404"])
+    return out
+
+
 @cache
 def _document() -> dict[str, Any]:
     return {
@@ -527,7 +542,7 @@ def _document() -> dict[str, Any]:
             },
             "schemas": SCHEMAS,
         },
-        "paths": PATHS,
+        "paths": _with_route_404(PATHS),
     }
 
 
