@@ -4,7 +4,8 @@
     python -m bench.run --quick    # small sizes, 2 rounds: CI runs this so the benchmark cannot rot
     python -m bench.run --json out.json
 
-Each module exposes ``run(ctx: Context) -> list[Result]``. Unmet goals are
+Each module exposes ``run(ctx: Context) -> list[Result]``, or ``main(quick: bool)``
+returning rows as dicts (name, value, unit, baseline, ratio, goal, met). Unmet goals are
 reported, never fatal: the exit status is non-zero only if a benchmark fails
 to run (for example a fixture that no longer verifies); the other modules
 still run and print their figures.
@@ -20,6 +21,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from .common import Context, Result, machine_info, table, to_json
 
@@ -35,9 +37,34 @@ def discover(only: str | None = None) -> list[str]:
 
 
 def run_module(name: str, ctx: Context) -> list[Result]:
+    """``run(ctx)`` if the module has it, else ``main(quick)`` and its rows (dicts) as Results."""
     module = importlib.import_module(f"{__package__}.{name}")
-    results: list[Result] = module.run(ctx)
-    return results
+    if hasattr(module, "run"):
+        results: list[Result] = module.run(ctx)
+        return results
+    return [as_result(row) for row in module.main(ctx.quick)]
+
+
+_FIELDS = ("name", "value", "unit", "baseline", "ratio", "goal", "met")
+
+
+def as_result(row: Result | dict[str, Any]) -> Result:
+    """A row as the older modules return it: {name, value, unit, baseline, ratio, goal, met, ...}."""
+    if isinstance(row, Result):
+        return row
+    extra = dict(row.get("extra") or {})
+    extra.update({k: v for k, v in row.items() if k not in (*_FIELDS, "extra")})
+    ratio = row.get("ratio")
+    return Result(
+        name=str(row["name"]),
+        value=float(row["value"]),
+        unit=str(row.get("unit", "")),
+        baseline=None if row.get("baseline") is None else float(row["baseline"]),
+        ratio="-" if ratio is None else (f"{ratio:.2f}x" if isinstance(ratio, float) else str(ratio)),
+        goal=str(row.get("goal", "-")),
+        met=row.get("met"),
+        extra=extra,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
