@@ -7,6 +7,7 @@ raises. Step ids refer to docs/format.md (bundle steps 12-15: the root chain).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -253,6 +254,29 @@ def verify_self_signed(env: Envelope, root: Root, *, step: str | None = None) ->
 
 
 def verify_root_chain(
+    documents: Sequence[bytes],
+    *,
+    pinned_keyid: str | None = None,
+    trusted: bytes | None = None,
+    steps: tuple[str, str, str, str] = ("12", "13", "14", "15"),
+) -> RootChain:
+    """Walk root versions from a trust anchor to the newest one (cached; see :func:`_walk`).
+
+    Verifying many bundles that carry the same roots (a mirror, the reader
+    pages) checks the chain once: results are cached by the exact bytes, and
+    failures are never cached.
+    """
+    return _walk_cached(tuple(documents), pinned_keyid, trusted, steps)
+
+
+@functools.lru_cache(maxsize=64)
+def _walk_cached(
+    documents: tuple[bytes, ...], pinned_keyid: str | None, trusted: bytes | None, steps: tuple[str, str, str, str]
+) -> RootChain:
+    return _walk(documents, pinned_keyid=pinned_keyid, trusted=trusted, steps=steps)
+
+
+def _walk(
     documents: Sequence[bytes],
     *,
     pinned_keyid: str | None = None,
