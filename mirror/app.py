@@ -8,7 +8,7 @@
 - a sync every ``interval`` seconds, started and stopped with the app
   (``cleanup_ctx``).
 
-Reader pages (added by the reader flow) go in :func:`make_app` where marked:
+Reader pages (server.reader) are mounted in :func:`make_app`:
 ``app[MIRROR]`` gives the :class:`Mirror` (its ``data`` directory, the
 ``trust`` state with the served index and shards, ``health()``).
 """
@@ -26,6 +26,7 @@ from aiohttp import web
 from tamizdat.errors import UsageError
 from tamizdat.keys import timefmt
 from tamizdat.server.accesslog import PrivateAccessLogger, access_logger
+from tamizdat.server.reader.routes import add_reader_routes
 from tamizdat.server.static import StaticTree
 
 from .sync import Mirror
@@ -137,9 +138,9 @@ def make_app(
     app[MIRROR_SETTINGS] = dict(settings or {})
     app.add_routes(StaticTree(mirror.data.public).routes())
     app.add_routes([web.get("/healthz", _healthz)])
-    # Reader pages go here (the reader flow's issue): they read the same verified public tree, e.g.
-    # server.reader.routes.add_reader_routes(app, mirror.data, settings=app[MIRROR_SETTINGS]); app[MIRROR]
-    # gives the sync state (trusted index, last sync) for "not updated since" notes.
+    # Reader pages over the same verified public tree (the origin mounts the same routes).
+    reader_settings = {**mirror.data.settings(), **app[MIRROR_SETTINGS], "root_keyid": mirror.root_keyid}
+    add_reader_routes(app, mirror.data, settings=reader_settings)
     if background_sync:
         app.cleanup_ctx.append(_sync_ctx(float(interval)))
     return app

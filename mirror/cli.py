@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from tamizdat.bundles.verify import check_root_keyid
-from tamizdat.clikit import emit, guarded, json_option
+from tamizdat.clikit import audience_option, emit, guarded, json_option
 from tamizdat.errors import TamizdatError
 from tamizdat.server.datadir import DataDir
 
@@ -174,15 +174,21 @@ def mirror_group() -> None:
 @upstream_option
 @click.option("--listen", default=None, help="HOST:PORT to serve on (default: the listen setting).")
 @click.option("--interval", type=click.IntRange(min=1), default=None, help="Seconds between syncs.")
+@audience_option
 @guarded
 def run_cmd(
-    data_dir: Path, root_key: str | None, upstreams: tuple[str, ...], listen: str | None, interval: int | None
+    data_dir: Path,
+    root_key: str | None,
+    upstreams: tuple[str, ...],
+    listen: str | None,
+    interval: int | None,
+    audience: list[str] | None,
 ) -> None:
     """Serve the mirror and sync it in the background."""
     from .app import make_app, run
 
     data = DataDir(data_dir)
-    values = resolve(data, root_key, upstreams, sync_interval=interval, listen=listen)
+    values = resolve(data, root_key, upstreams, sync_interval=interval, listen=listen, audience=audience)
     if not values["upstreams"]:
         raise click.UsageError("no upstream: give --upstream URL or DIR")
     _logging(True)

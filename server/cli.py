@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from tamizdat.clikit import emit, guarded, json_option
+from tamizdat.clikit import audience_option, emit, guarded, json_option
 from tamizdat.errors import UsageError
 
 from . import tokens as tokens_mod
@@ -53,8 +53,9 @@ def read_token(token_file: Path | None) -> str:
     help="Key directory (root.json, roots/, signing/). Recorded on the first run.",
 )
 @click.option("--listen", default=None, metavar="HOST:PORT", help="Address to serve on (default 127.0.0.1:8080).")
+@audience_option
 @guarded
-def serve_cmd(data_dir: Path, keys_dir: Path | None, listen: str | None) -> None:
+def serve_cmd(data_dir: Path, keys_dir: Path | None, listen: str | None, audience: list[str] | None) -> None:
     """Run the origin: publishing API, publishing rounds and the static tree."""
     from .app import make_app, parse_listen, run
 
@@ -68,6 +69,8 @@ def serve_cmd(data_dir: Path, keys_dir: Path | None, listen: str | None) -> None
     if listen is not None:
         parse_listen(listen)
         overrides["listen"] = listen
+    if audience is not None:
+        overrides["audience"] = audience
     if first_run or not values["keys"]:
         data.save_settings({**values, **overrides})
     values.update(overrides)

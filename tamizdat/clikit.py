@@ -22,6 +22,24 @@ R = TypeVar("R")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
 
 
+def _regions(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    regions = sorted({r.strip().upper() for r in value.split(",") if r.strip()})
+    if any(len(r) != 2 or not r.isalpha() or not r.isascii() for r in regions):
+        raise click.BadParameter("a comma-separated list of two-letter region codes, e.g. RU,BY")
+    return regions
+
+
+audience_option = click.option(
+    "--audience",
+    default=None,
+    metavar="RU,BY,...",
+    callback=_regions,
+    help="Regions this node serves: notices whose regions cannot apply are not shown (default: all notices).",
+)
+
+
 def emit(as_json: bool, data: dict[str, Any], text: str) -> None:
     """Print ``data`` as JSON or ``text`` for people."""
     if as_json:
