@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import logging
 import os
@@ -178,6 +179,16 @@ class Mirror:
                     summary.errors.append(entry)
                     log.warning("upstream %s %s: %s (%s)", upstream.public_name, kind, err.message, err.code)
                     continue
+                except OSError as exc:
+                    # Our own disk, not the upstream: stop (every upstream would fail the same way),
+                    # keep serving the last good state, say why.
+                    code = "disk-full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "local-io"
+                    message = f"writing the store failed: {exc.strerror or exc}"
+                    summary.errors.append(
+                        {"upstream": upstream.public_name, "kind": "local", "code": code, "message": message}
+                    )
+                    log.error("sync stopped: %s (%s); the last good state is still served", message, code)
+                    break
                 finally:
                     summary.requests += upstream.counters.requests
                     summary.bytes += upstream.counters.bytes
@@ -193,7 +204,10 @@ class Mirror:
         if summary.ok:
             self.last_ok = summary.started
         self.last_summary = summary.to_json()
-        self.store.save_health(self.records, summary, self.last_ok)
+        try:
+            self.store.save_health(self.records, summary, self.last_ok)
+        except OSError as exc:  # a full disk must not turn a reported failure into a crash
+            log.error("cannot record the sync's health: %s", exc.strerror or exc)
         return summary
 
     async def _sync_from(self, up: Upstream, summary: SyncSummary, progress: Progress | None, now: dt.datetime) -> None:
