@@ -60,7 +60,9 @@ UI: dict[str, dict[str, str]] = {
         "contents": "Contents",
         "updated": "Updated",
         "notice": "Notice from the publisher",
-        "notice_hint": "Keeping or passing on this file may carry a risk where you are. Delete it when you no longer need it.",
+        "notice_hint": "Read the publisher's notice above before you keep this file or pass it on. It says where it applies. The file stays on this device until you delete it.",
+        "self_check": "This page cannot check itself. Open the file in the verifier page (verify.html) before you trust the notice or the articles.",
+        "read_hint": "The safest way to read this file is without unpacking it: open it in the verifier page (verify.html). It checks the file first, and pictures do not end up in your phone's gallery.",
         "verify": "To check that this file is authentic and unchanged, open it with the verifier page "
         "(verify.html) from any mirror: it reads the file without unpacking it.",
     },
@@ -69,7 +71,9 @@ UI: dict[str, dict[str, str]] = {
         "contents": "Содержание",
         "updated": "Обновлено",
         "notice": "Предупреждение издателя",
-        "notice_hint": "Хранить этот файл или передавать его другим там, где вы находитесь, может быть рискованно. Удалите его, когда он больше не нужен.",
+        "notice_hint": "Прежде чем хранить этот файл или передавать его другим, прочитайте предупреждение издателя выше. В нём сказано, где оно действует. Файл остаётся на этом устройстве, пока вы его не удалите.",
+        "self_check": "Эта страница не может проверить сама себя. Прежде чем доверять предупреждению и статьям, откройте файл на странице проверки (verify.html).",
+        "read_hint": "Надёжнее всего читать этот файл, не распаковывая его: откройте его на странице проверки (verify.html). Она сначала проверит файл, а картинки не попадут в галерею телефона.",
         "verify": "Чтобы проверить, что файл подлинный и не изменён, откройте его на странице проверки "
         "(verify.html) любого зеркала: она читает файл, не распаковывая его.",
     },
@@ -78,7 +82,9 @@ UI: dict[str, dict[str, str]] = {
         "contents": "Зміст",
         "updated": "Оновлено",
         "notice": "Попередження видавця",
-        "notice_hint": "Зберігати цей файл або передавати його іншим там, де ви перебуваєте, може бути ризиковано. Видаліть його, коли він більше не потрібен.",
+        "notice_hint": "Перш ніж зберігати цей файл або передавати його іншим, прочитайте попередження видавця вище. У ньому сказано, де воно діє. Файл залишається на цьому пристрої, доки ви його не видалите.",
+        "self_check": "Ця сторінка не може перевірити сама себе. Перш ніж довіряти попередженню і статтям, відкрийте файл на сторінці перевірки (verify.html).",
+        "read_hint": "Найнадійніше читати цей файл, не розпаковуючи його: відкрийте його на сторінці перевірки (verify.html). Вона спершу перевірить файл, а зображення не потраплять до галереї телефона.",
         "verify": "Щоб перевірити, що файл справжній і не змінений, відкрийте його на сторінці перевірки "
         "(verify.html) будь-якого дзеркала: вона читає файл, не розпаковуючи його.",
     },
@@ -87,7 +93,9 @@ UI: dict[str, dict[str, str]] = {
         "contents": "فهرست",
         "updated": "به‌روزرسانی",
         "notice": "هشدار ناشر",
-        "notice_hint": "نگه داشتن یا فرستادن این پرونده در جایی که هستید ممکن است خطرناک باشد. وقتی دیگر به آن نیاز ندارید پاکش کنید.",
+        "notice_hint": "پیش از نگه داشتن این پرونده یا فرستادن آن برای دیگران، هشدار ناشر را در بالا بخوانید. در آن آمده است که کجا اعمال می‌شود. این پرونده تا وقتی پاکش نکنید روی این دستگاه می‌ماند.",
+        "self_check": "این صفحه نمی‌تواند خودش را بررسی کند. پیش از اعتماد به هشدار و مقاله‌ها، پرونده را در صفحهٔ بررسی (verify.html) باز کنید.",
+        "read_hint": "امن‌ترین راه خواندن این پرونده این است که بدون باز کردن فشرده‌اش آن را در صفحهٔ بررسی (verify.html) باز کنید. این صفحه اول پرونده را بررسی می‌کند و تصویرها به گالری گوشی نمی‌روند.",
         "verify": "برای اطمینان از اصالت و دست‌نخوردگی این پرونده، آن را در صفحهٔ بررسی (verify.html) "
         "هر آینه‌ای باز کنید: این صفحه پرونده را بدون باز کردن فشرده‌اش می‌خواند.",
     },
