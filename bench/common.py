@@ -131,6 +131,30 @@ def calibrate(fn: Callable[[], object], min_sample_s: float) -> int:
     return max(1, int(min_sample_s / max(one, 1e-9)) + 1)
 
 
+def interleave(
+    fns: dict[str, Callable[[], object]],
+    *,
+    repeats: int,
+    min_sample_s: float = 0.0,
+) -> dict[str, float]:
+    """Median seconds per call of each function, all measured round by round in the same run.
+
+    Every round samples each function once, in an order that rotates from round
+    to round, so drift in CPU frequency, other load or page cache hits all
+    alike. Small inputs are looped so one sample lasts at least
+    ``min_sample_s``; the garbage collector stays on, as in real use.
+    """
+    inner = {name: calibrate(fn, min_sample_s) for name, fn in fns.items()}
+    names = list(fns)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(repeats):
+        gc.collect()
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            times[name].append(_sample(fns[name], inner[name]))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def compare(
     subject: Callable[[], object],
     baseline: Callable[[], object],
@@ -138,24 +162,9 @@ def compare(
     repeats: int,
     min_sample_s: float = 0.0,
 ) -> tuple[float, float]:
-    """Median seconds per call of ``subject`` and ``baseline``, interleaved in the same run.
-
-    The two alternate (and swap order every round) so drift in CPU frequency or
-    page cache hits both alike. Small inputs are looped so one sample lasts at
-    least ``min_sample_s``; the garbage collector stays on, as in real use.
-    """
-    inner_s, inner_b = calibrate(subject, min_sample_s), calibrate(baseline, min_sample_s)
-    s_times: list[float] = []
-    b_times: list[float] = []
-    for i in range(repeats):
-        gc.collect()
-        if i % 2:
-            b_times.append(_sample(baseline, inner_b))
-            s_times.append(_sample(subject, inner_s))
-        else:
-            s_times.append(_sample(subject, inner_s))
-            b_times.append(_sample(baseline, inner_b))
-    return statistics.median(s_times), statistics.median(b_times)
+    """Median seconds per call of ``subject`` and ``baseline``, interleaved in the same run (see interleave)."""
+    medians = interleave({"subject": subject, "baseline": baseline}, repeats=repeats, min_sample_s=min_sample_s)
+    return medians["subject"], medians["baseline"]
 
 
 def measure(fn: Callable[[], object], *, repeats: int, min_sample_s: float = 0.0) -> float:
