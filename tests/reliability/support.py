@@ -273,15 +273,11 @@ class MirrorDaemon:
         env: dict[str, str] | None = None,
         log: Path | None = None,
         wait: bool = True,
-        with_reader: bool = False,
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data = data
-        # with_reader: the harness in mirror_reader.py (the same mirror app plus the reader pages)
-        harness = [sys.executable, "-m", "tests.reliability.mirror_reader"]
-        command = harness if with_reader else [*TAMIZDAT, "mirror", "run"]
-        args = [*command, "--data", str(data), "--root-key", root_keyid, "--upstream", upstream]
+        args = [*TAMIZDAT, "mirror", "run", "--data", str(data), "--root-key", root_keyid, "--upstream", upstream]
         args += ["--listen", f"127.0.0.1:{self.port}", "--interval", str(interval)]
         self.proc = Proc(args, log or data.parent / f"{data.name}.log", env=env)
         if wait:

@@ -20,6 +20,7 @@ the end a clean start must converge to exactly the origin's listing.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from pathlib import Path
@@ -90,10 +91,10 @@ def test_kill9_mirror_mid_sync(origin: Origin, tmp_path: Path, figures: Figures)
             mirror = MirrorDaemon(data, keyid, origin.url, env=env, log=log, wait=False)
             current.append(mirror)
             if kind == "time":
-                wait_until(lambda b=before: _writing(data, b), 60, "the sync to start writing", step=0.005)
+                wait_until(functools.partial(_writing, data, before), 60, "the sync to start writing", step=0.005)
                 time.sleep(rng.uniform(0.0, 0.3))
             else:
-                wait_until(lambda m=mirror: _paused(m), 60, "the mirror to pause", step=0.01)  # type: ignore[misc]
+                wait_until(functools.partial(_paused, mirror), 60, "the mirror to pause", step=0.01)
             point = env.get("TAMIZDAT_TEST_PAUSE_AFTER") or env.get("TAMIZDAT_TEST_PAUSE_AT") or "random"
             current.clear()
             mirror.proc.kill9()

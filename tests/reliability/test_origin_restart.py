@@ -13,6 +13,7 @@ back across restarts, and the origin's static tree stays consistent.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -50,6 +51,9 @@ class Ledger:
     refused: list[str] = field(default_factory=list)  # answers that were neither 2xx nor a connection error
     cut: int = 0  # requests cut off by the kill (no answer: not acknowledged)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def grew(self, since: int) -> bool:
+        return len(self.acked) > since
 
     def record(self, doc: dict[str, object]) -> None:
         versions = doc["versions"]
@@ -121,7 +125,7 @@ def test_kill9_origin_while_publishing(origin: Origin, figures: Figures) -> None
     rng = random.Random(1917)
     ledger = Ledger()
     versions: list[int] = [index_version_of(origin.index_raw())]
-    work_files: set[str] = set()  # atomic_write's temp files a kill left in public/ (see test below)
+    work_files: set[str] = set()  # atomic_write's temp files a kill left in public/ (cleared at the next start)
     for generation in range(KILLS):
         stop = threading.Event()
         clients = [
@@ -133,7 +137,7 @@ def test_kill9_origin_while_publishing(origin: Origin, figures: Figures) -> None
             c.start()
         # The kill lands while articles flow: after the first acknowledgement of this generation
         # (packaging workers start lazily after a restart), plus a random 0.2-2 s.
-        wait_until(lambda b=before: len(ledger.acked) > b, 60, "a first acknowledged article", step=0.01)
+        wait_until(functools.partial(ledger.grew, before), 60, "a first acknowledged article", step=0.01)
         time.sleep(rng.uniform(0.2, 2.0))
         origin.kill9()
         stop.set()
@@ -146,7 +150,7 @@ def test_kill9_origin_while_publishing(origin: Origin, figures: Figures) -> None
         versions.append(index_version_of(origin.index_raw()))
         assert versions[-1] > versions[-2], f"index version went back after a restart: {versions}"
     checked = _check_acknowledged(origin, ledger)
-    report = check_store(origin.data / "public", origin.root(), origin.root_keyid, allow_work_files=True)
+    report = check_store(origin.data / "public", origin.root(), origin.root_keyid)  # restarted: no temp files
     assert report.extra == 0, report
     figures.add(
         f"{KILLS} kills -9 of `tamizdat serve` while {CLIENTS} clients published: {len(ledger.acked)} acknowledged "
@@ -166,8 +170,7 @@ def test_kill9_origin_while_publishing(origin: Origin, figures: Figures) -> None
 def test_restart_clears_work_files_a_kill_left_in_public(origin: Origin) -> None:
     """A round writes index.json, root.json, roots/ and shards with fsutil.atomic_write, whose temp file
     (``.tmp-XXXXXXXX``) sits beside the target in public/: a kill -9 mid-write leaves it there, in the
-    tree that nginx, rsync and `mirror export` take as exactly the static tree. A restart should clear
-    them (or rounds should stage in DATA/tmp, as the mirror does)."""
+    tree that nginx, rsync and `mirror export` take as exactly the static tree. A restart clears them."""
     public = origin.data / "public"
     origin.stop()
     leftovers = [public / ".tmp-k1ll3d00", public / "index" / ".tmp-k1ll3d01", public / "roots" / ".tmp-k1ll3d02"]
@@ -176,5 +179,4 @@ def test_restart_clears_work_files_a_kill_left_in_public(origin: Origin) -> None
     origin.start()
     wait_until(lambda: origin.status()["pending_changes"] == 0, 30, "the first round after the restart")
     remaining = [str(p.relative_to(public)) for p in leftovers if p.exists()]
-    if remaining:
-        pytest.xfail(f"origin: a restart keeps atomic_write temp files in public/: {remaining}")
+    assert not remaining, f"a restart kept atomic_write temp files in public/: {remaining}"
