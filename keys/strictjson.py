@@ -83,6 +83,8 @@ def dumps_pretty(value: Any) -> bytes:
 
 def _too_deep(text: str) -> bool:
     """True if arrays/objects nest deeper than MAX_DEPTH (strings removed first)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:  # cheap: deep nesting needs that many openers
+        return False
     brackets = _NOT_BRACKETS.sub("", _STRINGS.sub("", text))
     if len(brackets) <= 2 * MAX_DEPTH:
         return False
