@@ -198,9 +198,12 @@ def mem():
 mode, path, arg = sys.argv[1], sys.argv[2], sys.argv[3]
 if mode == "verify":
     from tamizdat.bundles.verify import verify_bundle
+    from tamizdat.errors import RejectedError
     after_imports = mem()
-    result = verify_bundle(path, root_keyid=arg)
-    done = result.bundle_id
+    try:
+        done = "valid " + verify_bundle(path, root_keyid=arg).bundle_id
+    except RejectedError as exc:
+        done = f"rejected {exc.code}"
 else:
     sys.path.insert(0, arg)
     from bench.baseline import zipfile_sha256
@@ -214,6 +217,7 @@ print(json.dumps({"imports": after_imports, "end": mem(), "done": str(done)}))
 class ChildMemory:
     imports_rss: int  # bytes: peak resident set right after the imports, before any work
     peak_rss: int  # bytes: peak resident set of the whole child, at its end
+    outcome: str  # "valid <bundle id>", "rejected <code>" or, for the baseline, the number of entries read
 
 
 def child_memory(mode: str, path: Path, arg: str) -> ChildMemory:
@@ -231,7 +235,7 @@ def child_memory(mode: str, path: Path, arg: str) -> ChildMemory:
         text=True,
     )
     doc = json.loads(proc.stdout.strip().splitlines()[-1])
-    return ChildMemory(doc["imports"]["VmHWM"], doc["end"]["VmHWM"])
+    return ChildMemory(doc["imports"]["VmHWM"], doc["end"]["VmHWM"], doc["done"])
 
 
 # -- fixtures: keys and bundles --------------------------------------------------------------------

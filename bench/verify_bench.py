@@ -11,11 +11,15 @@ Figures (bench/README.md explains each):
 - a mixed bundle (90% stored random media in entries of a few MB, 10% deflated
   article HTML/JSON): ratio to the baseline and MB/s;
 - peak RSS of a fresh interpreter that imports tamizdat and verifies a bigger
-  mixed bundle, next to its RSS right after the imports.
+  mixed bundle, next to its RSS right after the imports; and the same for a
+  hostile bundle (a genuine one with its manifest swapped for 1 MiB of JSON),
+  which every verifier must parse before a signature can refuse it.
 """
 
 from __future__ import annotations
 
+import base64
+import random
 import sys
 import zipfile
 from collections.abc import Callable
@@ -25,8 +29,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tamizdat.bundles.build import BuiltBundle
+from tamizdat.bundles.limits import DEFAULT_LIMITS
 from tamizdat.bundles.manifest import MANIFEST_NAME, root_entry_name
 from tamizdat.bundles.verify import verify_bundle
+from tamizdat.bundles.zipwrite import write_zip
 from tamizdat.keys.dsse import BUNDLE_TYPE, ROOT_TYPE, Envelope, pae
 
 from .baseline import zipfile_sha256
@@ -269,6 +275,51 @@ def bench_rss(ctx: Context, pub: Publisher, total: int) -> list[Result]:
     ]
 
 
+def hostile_manifest_bundle(pub: Publisher, out: Path) -> BuiltBundle:
+    """A genuine small bundle whose ``meta/manifest.dsse.json`` is swapped for 1 MiB of JSON.
+
+    The entry stays within the control-entry limit (step 11) and the root chain
+    is the publisher's own, so every verifier parses it (step 16) before any
+    signature can refuse it: one string of about 1 MB (random base64, so it does
+    not deflate past the ratio limit) and 600 empty arrays. Anyone can make
+    this from any published bundle; memory must stay flat on it too.
+    """
+    built = build_small(pub, out.with_name(f"{out.stem}-genuine.zip"))
+    with zipfile.ZipFile(built.path) as zf:
+        files: dict[str, bytes | Path] = {name: zf.read(name) for name in zf.namelist()}
+    head, tail = b'{"filler": "', b'", "nest": [' + b",".join([b"[]"] * 600) + b"]}"
+    room = DEFAULT_LIMITS.max_control_bytes - len(head) - len(tail)
+    filler = base64.b64encode(random.Random(30).randbytes(room * 3 // 4))[:room]
+    files[MANIFEST_NAME] = head + filler + tail
+    write_zip(out, files, durable=False)
+    return replace(built, path=out, size=out.stat().st_size)
+
+
+def bench_rss_hostile(ctx: Context, pub: Publisher) -> list[Result]:
+    ctx.log("hostile 1 MiB manifest: peak RSS in a fresh interpreter")
+    built = hostile_manifest_bundle(pub, ctx.workdir / "hostile.zip")
+    mem = child_memory("verify", built.path, pub.root_keyid)
+    if not mem.outcome.startswith("rejected"):
+        raise RuntimeError(f"the hostile bundle was not rejected: {mem.outcome}")
+    ctx.note(
+        f"hostile bundle: {built.size:,} bytes on disk, a {DEFAULT_LIMITS.max_control_bytes:,}-byte manifest entry "
+        f"(one long string, 600 arrays); {mem.outcome}"
+    )
+    peak, imports = mem.peak_rss / MB, mem.imports_rss / MB
+    return [
+        Result(
+            name="peak RSS verify hostile 1 MiB manifest (vs imports)",
+            value=peak,
+            unit="MB",
+            baseline=imports,
+            ratio=f"+{peak - imports:.1f} MB",
+            goal=f"< {RSS_GOAL_MB:g} MB",
+            met=peak < RSS_GOAL_MB,
+            extra={"file_bytes": built.size, "outcome": mem.outcome},
+        )
+    ]
+
+
 def run(ctx: Context) -> list[Result]:
     pub = make_publisher(ctx.workdir / "keys")
     rotated = make_publisher(ctx.workdir / "keys-rotated", rotations=2)
@@ -278,4 +329,5 @@ def run(ctx: Context) -> list[Result]:
         *bench_small(ctx, rotated, "10 KB, 3 roots", goals=False),
         *bench_large(ctx, pub, large),
         *bench_rss(ctx, pub, memory),
+        *bench_rss_hostile(ctx, pub),
     ]
