@@ -152,7 +152,13 @@ class Verifier:
         if self.jobs >= self.threshold and self.workers > 1:
             for _ in range(min(self.workers, self.jobs)):
                 proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-c", _WORKER, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+                    # -P: never the working directory on sys.path (a source checkout would shadow the install)
+                    sys.executable,
+                    "-P",
+                    "-c",
+                    _WORKER,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
                 )
                 self._all.append(_Worker(proc))
         return self

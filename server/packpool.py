@@ -84,6 +84,10 @@ class PackPool:
 
     def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
+            # The fork server is a fresh interpreter; without safe-path mode it would put the
+            # working directory first on sys.path, and a source checkout's tamizdat/ folder
+            # (run from the repository root) would shadow the installed package.
+            os.environ.setdefault("PYTHONSAFEPATH", "1")
             ctx = multiprocessing.get_context("forkserver")
             ctx.set_forkserver_preload(["tamizdat.server.packpool"])
             self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
