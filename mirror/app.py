@@ -139,7 +139,7 @@ def make_app(
     app.add_routes(StaticTree(mirror.data.public).routes())
     app.add_routes([web.get("/healthz", _healthz)])
     # Reader pages over the same verified public tree (the origin mounts the same routes).
-    reader_settings = {**mirror.data.settings(), **app[MIRROR_SETTINGS], "root_keyid": mirror.root_keyid}
+    reader_settings = {**mirror.data.settings(), **(settings or {}), "root_keyid": mirror.root_keyid}
     add_reader_routes(app, mirror.data, settings=reader_settings)
     if background_sync:
         app.cleanup_ctx.append(_sync_ctx(float(interval)))
