@@ -83,6 +83,8 @@ def test_a_regular_install_ships_compiled_catalogs(tmp_path: Path) -> None:
     src = tmp_path / "src"
     ignore = shutil.ignore_patterns(
         ".git",
+        ".venv",
+        "typed-venv",
         "build",
         "dist",
         "*.egg-info",
