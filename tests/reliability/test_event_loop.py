@@ -21,7 +21,7 @@ import pytest
 from tamizdat.mirror import sync as sync_mod
 from tamizdat.mirror.app import make_app
 from tamizdat.mirror.sync import Mirror
-from tamizdat.server.datadir import DataDir
+from tamizdat.server.datadir import DataDir, sync_filesystem
 
 from .support import Origin, article, wait_until
 
@@ -40,7 +40,7 @@ async def test_serving_does_not_stall_while_a_sync_commits(
     assert (await mirror.sync()).ok  # root.json is served from here on
     client = await aiohttp_client(make_app(mirror, interval=3600, background_sync=False))
 
-    real = sync_mod.sync_filesystem
+    real = sync_filesystem
     synced = []
 
     def slow_syncfs(path: Path) -> None:
