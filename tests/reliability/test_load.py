@@ -23,7 +23,7 @@ from .conftest import Figures
 from .loadgen import Wrk, wrk_binary
 from .support import FULL, MirrorDaemon, Origin, article, check_store, free_port, get, wait_until
 
-SECONDS = 15.0 if FULL else 4.0
+SECONDS = 15.0 if FULL else 5.0
 ARTICLES = 100 if FULL else 40
 PAGE_CONNECTIONS = 250
 BUNDLE_CONNECTIONS = 250
