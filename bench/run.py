@@ -83,17 +83,20 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     notes: list[str] = []
     failed: dict[str, str] = {}
+    seconds: dict[str, float] = {}  # wall time per module (the --quick run should stay under ~30 s in all)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tamizdat-bench-") as tmp:
         for name in names:
             print(f"{name} ({mode})", file=sys.stderr, flush=True)
             ctx = Context(quick=args.quick, workdir=Path(tmp) / name, repeats=repeats)
             ctx.workdir.mkdir()
+            module_started = time.perf_counter()
             try:
                 results.extend(run_module(name, ctx))
             except Exception as exc:  # one broken module must not hide the others' figures
                 traceback.print_exc()
                 failed[name] = f"{type(exc).__name__}: {exc}"
+            seconds[name] = time.perf_counter() - module_started
             notes.extend(ctx.notes)
     elapsed = time.perf_counter() - started
     sys.stderr.flush()
@@ -112,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ngoals met: {sum(r.met is True for r in results)}/{sum(r.met is not None for r in results)}")
     if unmet:
         print("not met: " + "; ".join(unmet))
+    print("time per module: " + ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items()))
     for name, error in failed.items():
         print(f"FAILED {name}: {error}")
     if args.json:
@@ -119,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             "mode": mode,
             "machine": machine,
             "elapsed_s": round(elapsed, 2),
+            "module_seconds": {name: round(s, 2) for name, s in seconds.items()},
             "repeats": repeats,
             "notes": notes,
             "failed": failed,
