@@ -238,7 +238,7 @@ class Mirror:
         await self._fetch_shards(up, work)
         plan = self.trust.plan(signed.index, work.shards, keep_superseded=self.keep_superseded)
         await self._fetch_bundles(up, work, plan, progress)
-        self._commit(work, plan, summary)
+        await asyncio.to_thread(self._commit, work, plan, summary)  # disk calls off the event loop
 
     async def _update_roots(self, up: Upstream, hint: int, *, probe: bool) -> bool:
         """Walk roots up to ``hint`` (and root.json's version when probing). True if probed."""
