@@ -333,10 +333,13 @@ def _walk(
     else:
         assert pinned_keyid is not None
         start = None
+        good: set[str] = set()
         for i, (env, root) in enumerate(parsed):
-            if pinned_keyid in root.root_keys and pinned_keyid in env.signed_by(root.root_keys):
-                start = i
-                break
+            if pinned_keyid in root.root_keys:
+                good = env.signed_by(root.root_keys)  # each signature is checked once
+                if pinned_keyid in good:
+                    start = i
+                    break
         if start is None:
             raise SignatureError(
                 f"no root here is signed by the pinned root key {pinned_keyid[:16]}",
@@ -344,7 +347,12 @@ def _walk(
                 step=s_anchor,
             )
         env, root = parsed[start]
-        verify_self_signed(env, root, step=s_anchor)
+        if len(good) < root.threshold:  # what verify_self_signed checks, without verifying again
+            raise SignatureError(
+                f"root version {root.version} has {len(good)} valid signature(s) of {root.threshold} needed",
+                code="root-bad-signature",
+                step=s_anchor,
+            )
         chain, chain_raw = [root], [raw[start]]
         rest = [(e, r, b) for (e, r), b in zip(parsed[start + 1 :], raw[start + 1 :], strict=True)]
 
@@ -357,20 +365,19 @@ def _walk(
                 code="root-chain-gap",
                 step=s_gap,
             )
-        env.verify_threshold(
-            prev.root_keys,
-            prev.threshold,
-            what=f"root version {root.version} (by version {prev.version}'s keys)",
-            step=s_sig,
-            code="root-chain-signature",
-        )
-        env.verify_threshold(
-            root.root_keys,
-            root.threshold,
-            what=f"root version {root.version} (by its own keys)",
-            step=s_sig,
-            code="root-chain-signature",
-        )
+        # One pass over both key sets: a key in both (the usual case) is checked once.
+        good = env.signed_by({**prev.root_keys, **root.root_keys})
+        for keys, threshold, by in (
+            (prev.root_keys, prev.threshold, f"version {prev.version}'s keys"),
+            (root.root_keys, root.threshold, "its own keys"),
+        ):
+            count = len(good & keys.keys())
+            if count < threshold:
+                raise SignatureError(
+                    f"root version {root.version} (by {by}) has {count} valid signature(s) of {threshold} needed",
+                    code="root-chain-signature",
+                    step=s_sig,
+                )
         chain.append(root)
         chain_raw.append(data)
     return RootChain(tuple(chain), tuple(chain_raw))
