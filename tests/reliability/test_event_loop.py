@@ -6,7 +6,8 @@ while an origin wrote on the same disk), so if it runs on the loop, every
 connection stalls that long. Here the mirror app runs in-process with
 ``sync_filesystem`` slowed to 0.5 s; a client polls ``/root.json`` while a
 sync commits; no poll (a request and a 10 ms pause, on the same loop) may
-take as long as the slowed ``syncfs``.
+take as long as the slowed ``syncfs``. (Found by the load test's tail
+latencies; the commit's disk calls now run in a thread.)
 """
 
 from __future__ import annotations
@@ -66,8 +67,4 @@ async def test_serving_does_not_stall_while_a_sync_commits(
         worst = max(worst, time.perf_counter() - start)
     summary = await task
     assert summary.ok and summary.new == 3 and synced, summary
-    if worst >= SLOW_SYNCFS:
-        pytest.xfail(
-            f"mirror: the event loop stood still {worst:.2f} s while the sync committed: Mirror._commit calls "
-            "sync_filesystem (syncfs) and the index fsync on the event loop (mirror/sync.py)"
-        )
+    assert worst < SLOW_SYNCFS, f"the event loop stood still {worst:.2f} s while the sync committed"
