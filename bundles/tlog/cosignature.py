@@ -16,18 +16,15 @@ import struct
 import time
 from collections.abc import Callable
 
-from tamizdat.keys.ed25519 import PublicKey, SigningKey
+from tamizdat.keys.ed25519 import SigningKey
 
 from .errors import NoteFormatError
 from .note import (
     SIG_COSIGNATURE_V1,
+    KeyedVerifier,
     NoteSignature,
     check_text,
-    checked_public_key,
     format_vkey,
-    key_id,
-    split_vkey,
-    valid_key_name,
 )
 
 COSIGNATURE_HEADER = b"cosignature/v1\n"
@@ -50,36 +47,11 @@ def split_cosignature(signature: bytes) -> tuple[int, bytes]:
     return timestamp, signature[8:]
 
 
-class CosignatureVerifier:
+class CosignatureVerifier(KeyedVerifier):
     """A witness key: verifies cosignature/v1 signatures and reads their timestamps."""
 
     sig_type = SIG_COSIGNATURE_V1
-
-    def __init__(self, name: str, public_key: PublicKey) -> None:
-        if not valid_key_name(name):
-            raise NoteFormatError(f"invalid key name {name!r}", code="bad-vkey")
-        self._name = name
-        self._public_key = public_key
-        self._key_id = key_id(name, SIG_COSIGNATURE_V1, public_key.raw)
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def key_id(self) -> bytes:
-        return self._key_id
-
-    @property
-    def public_key(self) -> PublicKey:
-        return self._public_key
-
-    @classmethod
-    def from_vkey(cls, vkey: str) -> CosignatureVerifier:
-        name, _, sig_type, public = split_vkey(vkey)
-        if sig_type != SIG_COSIGNATURE_V1 or len(public) != 32:
-            raise NoteFormatError("not a cosignature/v1 (type 0x04) vkey", code="bad-vkey")
-        return cls(name, checked_public_key(public))
+    vkey_kind = "a cosignature/v1 (type 0x04) vkey"
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         if len(signature) != COSIGNATURE_SIZE:

@@ -20,7 +20,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Self
 
 from tamizdat.errors import FormatError, SignatureError
 from tamizdat.keys.ed25519 import PublicKey, SigningKey
@@ -229,17 +229,18 @@ class Signer(Protocol):
     def sign(self, text: bytes) -> bytes: ...
 
 
-class Ed25519Verifier:
-    """Plain Ed25519 note signatures (type 0x01)."""
+class KeyedVerifier:
+    """A named public key of one signature type: name, key id, vkey parsing. Subclasses verify."""
 
-    sig_type = SIG_ED25519
+    sig_type: int
+    vkey_kind = "vkey"
 
     def __init__(self, name: str, public_key: PublicKey) -> None:
         if not valid_key_name(name):
             raise NoteFormatError(f"invalid key name {name!r}", code="bad-vkey")
         self._name = name
         self._public_key = public_key
-        self._key_id = key_id(name, SIG_ED25519, public_key.raw)
+        self._key_id = key_id(name, self.sig_type, public_key.raw)
 
     @property
     def name(self) -> str:
@@ -254,11 +255,18 @@ class Ed25519Verifier:
         return self._public_key
 
     @classmethod
-    def from_vkey(cls, vkey: str) -> Ed25519Verifier:
+    def from_vkey(cls, vkey: str) -> Self:
         name, _, sig_type, public = split_vkey(vkey)
-        if sig_type != SIG_ED25519 or len(public) != 32:
-            raise NoteFormatError("not an Ed25519 vkey", code="bad-vkey")
+        if sig_type != cls.sig_type or len(public) != 32:
+            raise NoteFormatError(f"not {cls.vkey_kind}", code="bad-vkey")
         return cls(name, checked_public_key(public))
+
+
+class Ed25519Verifier(KeyedVerifier):
+    """Plain Ed25519 note signatures (type 0x01)."""
+
+    sig_type = SIG_ED25519
+    vkey_kind = "an Ed25519 vkey"
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         return self._public_key.verify(signature, text)
