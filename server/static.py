@@ -1,8 +1,12 @@
 """The static tree (``DATA/public``) served by origin and mirrors alike.
 
 Paths: ``/root.json``, ``/roots/<N>.json``, ``/index.json``,
-``/index/<sha256>.json``, ``/bundles/<bundle id>.zip``. Only these patterns
-route, so there is no directory listing and no traversal; symlinks are refused.
+``/index/<sha256>.json``, ``/bundles/<bundle id>.zip``, and the transparency
+log's (docs/transparency.md, "Static paths"): ``/tlog/checkpoint``,
+``/tlog/index.tlog-proof``, ``/tlog/tile/...`` (canonical tile paths only),
+``/tlog/witness/<sha256>/checkpoint`` and ``.../evidence/<name>``,
+``/bundles/<bundle id>.tlog-proof``. Only these patterns route, so there is no
+directory listing and no traversal; a symlink anywhere below ``public`` is refused.
 Small files are served from a bounded in-memory cache keyed by inode, size and
 mtime (aiohttp's FileResponse is ~20x slower than nginx on small files); large
 ones go through FileResponse (sendfile). ETag, conditional GET and single
@@ -22,9 +26,20 @@ from pathlib import Path
 
 from aiohttp import web
 
+from tamizdat.bundles.tlog.errors import TileError
+from tamizdat.bundles.tlog.tiles import TileId
+
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
+PARTIAL_TILE = "public, max-age=60"
+LOG_PROOF = "public, max-age=86400"
+JSON = "application/json"
+NOTE = "text/plain; charset=utf-8"
+OCTETS = "application/octet-stream"
 HEX64 = "{name:[0-9a-f]{64}}"
+WITNESS = "/tlog/witness/{origin:[0-9a-f]{64}}"
+EVIDENCE_NAME = "{evidence:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}}"
+TILE_PATH = "{tile:[0-9a-z./]{5,200}}"
 
 
 @dataclass(frozen=True)
@@ -50,6 +65,12 @@ class StaticTree:
             web.get("/index.json", self._index),
             web.get(f"/index/{HEX64}.json", self._shard),
             web.get(f"/bundles/{HEX64}.zip", self._bundle),
+            web.get(f"/bundles/{HEX64}.tlog-proof", self._bundle_proof),
+            web.get("/tlog/checkpoint", self._checkpoint),
+            web.get("/tlog/index.tlog-proof", self._index_proof),
+            web.get(f"/tlog/tile/{TILE_PATH}", self._tile),
+            web.get(f"{WITNESS}/checkpoint", self._witness),
+            web.get(f"{WITNESS}/evidence/{EVIDENCE_NAME}", self._evidence),
         ]
 
     async def _root(self, request: web.Request) -> web.StreamResponse:
@@ -70,24 +91,46 @@ class StaticTree:
         resp.headers["Content-Disposition"] = f'attachment; filename="{name}.zip"'
         return resp
 
-    async def serve(self, request: web.Request, rel: str, ctype: str, cache_control: str) -> web.StreamResponse:
-        """Serve ``public/rel`` (a regular file, never a symlink) or 404."""
-        path = self.public / rel
+    async def _bundle_proof(self, request: web.Request) -> web.StreamResponse:
+        return await self.serve(request, f"bundles/{request.match_info['name']}.tlog-proof", NOTE, LOG_PROOF)
+
+    async def _checkpoint(self, request: web.Request) -> web.StreamResponse:
+        return await self.serve(request, "tlog/checkpoint", NOTE, REVALIDATE)
+
+    async def _index_proof(self, request: web.Request) -> web.StreamResponse:
+        return await self.serve(request, "tlog/index.tlog-proof", NOTE, REVALIDATE)
+
+    async def _tile(self, request: web.Request) -> web.StreamResponse:
+        rel = "tile/" + request.match_info["tile"]
         try:
-            st = os.lstat(path)
-        except OSError:
+            tile = TileId.parse(rel)  # canonical spellings only: no "..", no "//", no stray names
+        except TileError:
             raise web.HTTPNotFound() from None
-        if not stat.S_ISREG(st.st_mode):
+        return await self.serve(request, f"tlog/{rel}", OCTETS, PARTIAL_TILE if tile.is_partial else IMMUTABLE)
+
+    async def _witness(self, request: web.Request) -> web.StreamResponse:
+        return await self.serve(request, f"tlog/witness/{request.match_info['origin']}/checkpoint", NOTE, REVALIDATE)
+
+    async def _evidence(self, request: web.Request) -> web.StreamResponse:
+        m = request.match_info
+        if m["evidence"] in (".", ".."):
+            raise web.HTTPNotFound()
+        return await self.serve(request, f"tlog/witness/{m['origin']}/evidence/{m['evidence']}", NOTE, REVALIDATE)
+
+    async def serve(self, request: web.Request, rel: str, ctype: str, cache_control: str) -> web.StreamResponse:
+        """Serve ``public/rel`` (a regular file; no symlink on the way) or 404."""
+        path = self.public / rel
+        st = _regular_below(self.public, rel)
+        if st is None:
             raise web.HTTPNotFound()
         headers = {
             "Cache-Control": cache_control,
+            "Content-Type": ctype,
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer",
         }
         if st.st_size > self.small_file:
-            resp = web.FileResponse(path, headers=headers)
-            resp.content_type = ctype
-            return resp
+            return web.FileResponse(path, headers=headers)
         cached = await self._get(path, st)
         if cached is None:
             raise web.HTTPNotFound()
@@ -106,8 +149,8 @@ class StaticTree:
                 headers["Content-Range"] = f"bytes */{len(body)}"
                 return web.Response(status=416, headers=headers)
             headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(body)}"
-            return web.Response(status=206, body=body[start:stop], content_type=ctype, headers=headers)
-        return web.Response(body=body, content_type=ctype, headers=headers)
+            return web.Response(status=206, body=body[start:stop], headers=headers)
+        return web.Response(body=body, headers=headers)
 
     async def _get(self, path: Path, st: os.stat_result) -> _Cached | None:
         key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
@@ -127,6 +170,21 @@ class StaticTree:
                 _, old = self._cache.popitem(last=False)
                 self._cached_total -= len(old.body)
         return entry
+
+
+def _regular_below(public: Path, rel: str) -> os.stat_result | None:
+    """``lstat`` of ``public/rel`` if it is a regular file and no directory on the way is a symlink."""
+    try:
+        st = os.lstat(public / rel)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        parts = rel.split("/")
+        for depth in range(1, len(parts)):
+            if not stat.S_ISDIR(os.lstat(public.joinpath(*parts[:depth])).st_mode):
+                return None
+    except (OSError, ValueError):
+        return None
+    return st
 
 
 def _load(path: Path) -> _Cached:
