@@ -14,8 +14,9 @@ keys and of its own.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,18 +25,23 @@ from tamizdat.fsutil import atomic_write
 
 from . import dsse, timefmt
 from .ed25519 import SigningKey
-from .root import PURPOSES, KeyEntry, Revocation, Root, RootChain, verify_root_chain
+from .root import PURPOSES, KeyEntry, LogSettings, Revocation, Root, RootChain, log_settings_problem, verify_root_chain
 
 ROOT_LIFETIME = dt.timedelta(days=365)
 SIGNING_LIFETIME = dt.timedelta(days=2 * 365)
 ROOT_PRIVATE = "root-private"
 SIGNING = "signing"
+ONLINE_PURPOSES = ("bundle", "index")
+LOG_PURPOSES = ("log",)
+DEFAULT_LOG_POLICY = "quorum none\n"
+DEFAULT_LOG_MAX_AGE = 7 * 24 * 3600
 
 _README = """These are the publisher's ROOT private keys.
 
 Move this folder to offline storage (an encrypted USB stick kept in a safe
 place) and delete it from any machine that is online. It is needed only for
-`tamizdat keys rotate-signing`, `keys revoke` and `keys rotate-root`; pass its
+`tamizdat keys rotate-signing`, `keys revoke`, `keys rotate-root` and
+`keys log-policy`; pass its
 new location with --root-private. The server never reads it.
 """
 
@@ -130,8 +136,16 @@ class KeyDir:
         threshold: int = 1,
         now: dt.datetime | None = None,
         seeds: list[bytes] | None = None,
+        log: bool = True,
     ) -> Root:
-        """Create root key(s), one online signing key and root version 1."""
+        """Create root key(s), the online bundle+index key and root version 1.
+
+        With ``log`` (the default) also an online log key and a ``tlog``
+        section (origin ``<first root key id>/log``, policy ``quorum none``,
+        ``max_age`` 7 days). ``seeds`` (tests) give the root keys, the online
+        key and the log key in that order; a missing log seed is derived from
+        the online key's seed.
+        """
         if (self.path / "root.json").exists() or (self.path / "roots").exists():
             raise UsageError(f"{self.path} already holds keys; refusing to overwrite", code="key-exists")
         if not 1 <= threshold <= root_keys <= 16:
@@ -142,9 +156,22 @@ class KeyDir:
         if seeds is not None:
             roots = [SigningKey.from_seed(s) for s in seeds[:root_keys]]
             online = SigningKey.from_seed(seeds[root_keys])
+            log_seed = (
+                seeds[root_keys + 1]
+                if len(seeds) > root_keys + 1
+                else hashlib.sha256(b"tamizdat log key seed: " + seeds[root_keys]).digest()
+            )
+            log_key = SigningKey.from_seed(log_seed) if log else None
         else:
             roots = [SigningKey.generate() for _ in range(root_keys)]
             online = SigningKey.generate()
+            log_key = SigningKey.generate() if log else None
+        signing = {online.keyid: _entry(online, moment)}
+        tlog = None
+        if log_key is not None:
+            signing[log_key.keyid] = _entry(log_key, moment, LOG_PURPOSES)
+            origin = f"{sorted(k.keyid for k in roots)[0]}/log"
+            tlog = LogSettings(origin, DEFAULT_LOG_POLICY, DEFAULT_LOG_MAX_AGE)
         root = Root(
             version=1,
             publisher=publisher.strip(),
@@ -152,8 +179,9 @@ class KeyDir:
             expires=moment + ROOT_LIFETIME,
             root_keys={k.keyid: k.public for k in roots},
             threshold=threshold,
-            signing_keys={online.keyid: _entry(online, moment)},
+            signing_keys=signing,
             revoked={},
+            tlog=tlog,
         )
         env = _sign_root(root, roots)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -164,6 +192,8 @@ class KeyDir:
             key.save(self.private_dir / f"{key.keyid}.pem", passphrase)
         (self.private_dir / "README.txt").write_text(_README)
         online.save(self.path / SIGNING / f"{online.keyid}.pem")
+        if log_key is not None:
+            log_key.save(self.path / SIGNING / f"{log_key.keyid}.pem")
         _write_root(self.path, env, 1)
         return root
 
@@ -187,15 +217,24 @@ class KeyDir:
         *,
         passphrase: bytes | None = None,
         now: dt.datetime | None = None,
-        purposes: tuple[str, ...] = PURPOSES,
+        purposes: tuple[str, ...] = ONLINE_PURPOSES,
     ) -> tuple[Root, SigningKey]:
-        """Add a new online key; current keys stop at ``now`` (what they signed stays valid)."""
+        """Add a new online key for ``purposes``.
+
+        Current keys sharing a purpose with it stop at ``now`` (what they signed
+        stays valid); the others (e.g. the log key when rotating the bundle key)
+        are kept.
+        """
         moment = now or timefmt.now()
         old = self.chain().newest
+        if not purposes or any(p not in PURPOSES for p in purposes) or len(set(purposes)) != len(purposes):
+            raise UsageError(f"purposes must be a subset of {', '.join(PURPOSES)}", code="usage")
         self.root_signers(old, passphrase)  # fail before writing a key file
         new = SigningKey.generate()
         keys = {
-            kid: replace(e, not_after=min(e.not_after, moment)) if e.not_before < moment else e
+            kid: replace(e, not_after=min(e.not_after, moment))
+            if e.not_before < moment and set(e.purposes) & set(purposes)
+            else e
             for kid, e in old.signing_keys.items()
         }
         keys[new.keyid] = _entry(new, moment, purposes)
@@ -203,6 +242,41 @@ class KeyDir:
         (self.path / SIGNING).mkdir(mode=0o700, exist_ok=True)
         new.save(self.path / SIGNING / f"{new.keyid}.pem")
         return self._next(change, passphrase), new
+
+    def set_log_policy(
+        self,
+        policy: str,
+        max_age: int | None = None,
+        *,
+        passphrase: bytes | None = None,
+        now: dt.datetime | None = None,
+        check: Callable[[Root], object] | None = None,
+    ) -> Root:
+        """Write root N+1 with this witness policy (and ``max_age``) in its ``tlog`` section.
+
+        A root without a ``tlog`` section gets one (origin ``<root key id>/log``);
+        it needs a log key first (``rotate_signing(purposes=("log",))``).
+        ``check`` (e.g. ``LogTrust.from_root``) sees the new root before anything
+        is signed or written.
+        """
+        moment = now or timefmt.now()
+        chain = self.chain()
+        old = chain.newest
+        if not old.log_keys():
+            raise UsageError(
+                "this root has no log key: run `tamizdat keys rotate-signing --purpose log` first", code="usage"
+            )
+        current = old.tlog
+        origin = current.origin if current else f"{sorted(chain.first.root_keys)[0]}/log"
+        age = max_age if max_age is not None else current.max_age if current else DEFAULT_LOG_MAX_AGE
+        problem = log_settings_problem(origin, policy, age)
+        if problem:
+            raise UsageError(f"log {problem}", code="usage")
+        change = replace(self._bumped(old, moment), tlog=LogSettings(origin, policy, age))
+        self.root_signers(old, passphrase)
+        if check is not None:
+            check(change)
+        return self._next(change, passphrase)
 
     def revoke(
         self, keyid: str, reason: str, *, passphrase: bytes | None = None, now: dt.datetime | None = None
@@ -256,5 +330,5 @@ class KeyDir:
         return result
 
 
-def _entry(key: SigningKey, moment: dt.datetime, purposes: tuple[str, ...] = PURPOSES) -> KeyEntry:
+def _entry(key: SigningKey, moment: dt.datetime, purposes: tuple[str, ...] = ONLINE_PURPOSES) -> KeyEntry:
     return KeyEntry(key.public, tuple(sorted(purposes)), moment, moment + SIGNING_LIFETIME)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +21,20 @@ from .ed25519 import PublicKey
 from .schema import Reader
 
 ROOT_FORMAT = 1
-PURPOSES = ("bundle", "index")
+PURPOSES = ("bundle", "index", "log")
 MAX_KEYS = 64
 MAX_ROOT_CHAIN = 1000
 MAX_ROOT_BYTES = 256 * 1024
+MAX_LOG_POLICY_BYTES = 64 * 1024
+MAX_LOG_ORIGIN = 255
+MIN_LOG_MAX_AGE = 3600
+MAX_LOG_MAX_AGE = 31_622_400  # 366 days
+
+# The checkpoint origin rule of bundles/tlog/checkpoint.valid_origin, restricted to
+# printable ASCII (keys/ must not import bundles/).
+_ORIGIN = re.compile(r"[!-*,-~]+")
+_POLICY_TEXT = re.compile(r"[ -~\t\n]*\n")
+_WS = re.compile(r"[ \t]+")
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,54 @@ class Revocation:
         }
 
 
+@dataclass(frozen=True)
+class LogSettings:
+    """The root's ``tlog`` section (docs/transparency.md "Trust"): the log the publisher keeps.
+
+    ``policy`` is tlog-policy text without ``log`` lines (the log keys are the
+    root's signing keys with purpose ``log``); it is parsed in full by
+    ``tamizdat.bundles.tlog.trust.LogTrust``, here only its shape is checked.
+    """
+
+    origin: str
+    policy: str
+    max_age: int
+
+    def __post_init__(self) -> None:
+        problem = log_settings_problem(self.origin, self.policy, self.max_age)
+        if problem:
+            raise FormatError(f"root tlog {problem}", code="bad-root")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"origin": self.origin, "policy": self.policy, "max_age": self.max_age}
+
+    @classmethod
+    def from_json(cls, doc: Any, *, step: str | None = None) -> LogSettings:
+        r = Reader(doc, what="root tlog", required=("origin", "policy", "max_age"), step=step, code="bad-root")
+        origin, policy, max_age = r.doc["origin"], r.doc["policy"], r.doc["max_age"]
+        if not isinstance(origin, str) or not isinstance(policy, str) or type(max_age) is not int:
+            r.fail("fields are origin (string), policy (string) and max_age (integer)")
+        problem = log_settings_problem(origin, policy, max_age)
+        if problem:
+            r.fail(problem)
+        return cls(origin, policy, max_age)
+
+
+def log_settings_problem(origin: str, policy: str, max_age: int) -> str | None:
+    """Why a ``tlog`` section is malformed (None when it is fine)."""
+    if len(origin) > MAX_LOG_ORIGIN or not _ORIGIN.fullmatch(origin):
+        return f"origin must be 1 to {MAX_LOG_ORIGIN} printable ASCII characters without spaces or '+'"
+    if len(policy) > MAX_LOG_POLICY_BYTES or not _POLICY_TEXT.fullmatch(policy):
+        return "policy must be at most 64 KiB of printable ASCII, tabs and newlines, ending with a newline"
+    for number, line in enumerate(policy.split("\n"), 1):
+        items = [t for t in _WS.split(line) if t]
+        if items and items[0] == "log":
+            return f"policy line {number} is a log line (log keys are the root's keys with purpose log)"
+    if type(max_age) is not int or not MIN_LOG_MAX_AGE <= max_age <= MAX_LOG_MAX_AGE:
+        return f"max_age must be an integer from {MIN_LOG_MAX_AGE} to {MAX_LOG_MAX_AGE} seconds"
+    return None
+
+
 def _public(doc: Any, what: str, step: str | None) -> PublicKey:
     r = Reader(doc, what=what, required=("keyid", "public"), step=step, code="bad-root")
     key = PublicKey.from_b64(r.doc["public"], step=step)
@@ -83,6 +142,7 @@ class Root:
     threshold: int
     signing_keys: Mapping[str, KeyEntry]
     revoked: Mapping[str, Revocation]
+    tlog: LogSettings | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.threshold <= len(self.root_keys):
@@ -113,6 +173,7 @@ class Root:
                 "signing_keys",
                 "revoked",
             ),
+            optional=("tlog",),
             step=step,
             code="bad-root",
         )
@@ -152,6 +213,7 @@ class Root:
             if not is_keyid(v.doc["keyid"]) or v.doc["keyid"] in revoked:
                 v.fail("keyid must be a key id listed once")
             revoked[v.doc["keyid"]] = Revocation(v.doc["keyid"], v.time("revoked_at"), v.text("reason", max_len=1000))
+        tlog = LogSettings.from_json(r.doc["tlog"], step=step) if r.has("tlog") else None
         try:
             return cls(
                 version=r.integer("version", lo=1),
@@ -162,13 +224,14 @@ class Root:
                 threshold=r.integer("threshold", lo=1, hi=MAX_KEYS),
                 signing_keys=signing,
                 revoked=revoked,
+                tlog=tlog,
             )
         except FormatError as exc:
             exc.step = step
             raise
 
     def to_payload(self) -> bytes:
-        doc = {
+        doc: dict[str, Any] = {
             "format": ROOT_FORMAT,
             "version": self.version,
             "publisher": self.publisher,
@@ -179,6 +242,8 @@ class Root:
             "signing_keys": [e.to_json() for _, e in sorted(self.signing_keys.items())],
             "revoked": [v.to_json() for _, v in sorted(self.revoked.items())],
         }
+        if self.tlog is not None:
+            doc["tlog"] = self.tlog.to_json()
         return strictjson.dumps(doc)
 
     # -- decisions -------------------------------------------------------
@@ -216,6 +281,10 @@ class Root:
     def signing_keys_for(self, purpose: str) -> dict[str, PublicKey]:
         """Public keys with ``purpose`` that are not revoked (for envelope checks)."""
         return {kid: e.key for kid, e in self.signing_keys.items() if purpose in e.purposes and kid not in self.revoked}
+
+    def log_keys(self) -> dict[str, PublicKey]:
+        """The log's keys: non-revoked signing keys with purpose ``log``, by key id."""
+        return dict(sorted(self.signing_keys_for("log").items()))
 
 
 @dataclass(frozen=True)

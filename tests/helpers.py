@@ -73,10 +73,10 @@ def fixed_key_generation(label: str) -> Iterator[None]:
         yield
 
 
-def golden_keydir(path: Path) -> KeyDir:
-    """A key directory with the fixed golden keys at root version 1."""
+def golden_keydir(path: Path, *, log: bool = False) -> KeyDir:
+    """A key directory with the fixed golden keys at root version 1 (``log``: with a log key)."""
     keydir = KeyDir(path)
-    keydir.init(PUBLISHER, seeds=GOLDEN_SEEDS, now=T_INIT)
+    keydir.init(PUBLISHER, seeds=GOLDEN_SEEDS, now=T_INIT, log=log)
     return keydir
 
 

@@ -29,7 +29,17 @@ from tamizdat.cli import main
 
 ARTICLE = GOLDEN / "article-en.zip"
 BAD_NAMES = sorted(p.name for p in BAD.glob("*.zip"))
-SUMMARY_FIELDS = {"ok", "publisher", "root_keyid", "root_version", "root_keys", "threshold", "expires", "signing_keys"}
+SUMMARY_FIELDS = {
+    "ok",
+    "publisher",
+    "root_keyid",
+    "root_version",
+    "root_keys",
+    "threshold",
+    "expires",
+    "signing_keys",
+    "tlog",
+}
 VERIFY_FIELDS = {
     "ok",
     "bundle_id",
@@ -94,9 +104,11 @@ def test_keys_init_show_rotate_revoke_rotate_root(run: Any, tmp_path: Path) -> N
     assert set(init) == SUMMARY_FIELDS
     assert init["root_version"] == 1 and init["publisher"] == "CLI News" and init["threshold"] == 1
     assert init["root_keys"] == [init["root_keyid"]]
-    (signing,) = init["signing_keys"]
+    signing, log_key = sorted(init["signing_keys"], key=lambda k: k["purposes"])
     assert set(signing) == {"keyid", "public", "purposes", "not_before", "not_after", "revoked"}
     assert signing["purposes"] == ["bundle", "index"] and signing["revoked"] is False
+    assert log_key["purposes"] == ["log"] and init["tlog"]["log_keys"] == [log_key["keyid"]]
+    assert init["tlog"]["origin"] == f"{init['root_keyid']}/log" and init["tlog"]["policy"] == "quorum none\n"
     for pem in (*(d / "root-private").glob("*.pem"), *(d / "signing").glob("*.pem")):
         assert stat.S_IMODE(pem.stat().st_mode) == 0o600
 
@@ -158,7 +170,7 @@ def test_keys_init_encrypted_with_passphrase_file(run: Any, tmp_path: Path) -> N
     assert report is not None and "passphrase" in report["error"]["message"]
     one_line_error(run("keys", "rotate-signing", "--dir", d, "--json"), "passphrase-needed", as_json=True)
     assert sorted(p.name for p in (d / "roots").iterdir()) == ["1.json"]
-    assert len(list((d / "signing").glob("*.pem"))) == 1
+    assert len(list((d / "signing").glob("*.pem"))) == 2  # the bundle+index key and the log key
     # Right passphrase: works.
     rotated = ok_json(run("keys", "rotate-signing", "--dir", d, "--passphrase-file", good, "--json"))
     assert rotated["root_version"] == 2 and rotated["root_keyid"] == init["root_keyid"]

@@ -10,7 +10,8 @@
 - :mod:`.policy`: tlog-policy files and quorum evaluation;
 - :mod:`.proof_file`: ``.tlog-proof`` files;
 - :mod:`.witness`: the tlog-witness ``add-checkpoint`` body;
-- :mod:`.leaf`: tamizdat's 34-byte leaves and the log origin.
+- :mod:`.leaf`: tamizdat's 34-byte leaves and the log origin;
+- :mod:`.trust`: the log a root trusts (origin, log keys, policy, ``max_age``).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ from .tiles import (
     tiles_for_consistency,
     tiles_for_inclusion,
 )
+from .trust import LogTrust
 from .vkey import parse_vkey
 from .witness import AddCheckpointRequest
 
@@ -95,6 +97,7 @@ __all__ = [
     "Leaf",
     "LeafError",
     "LeafKind",
+    "LogTrust",
     "MemoryTree",
     "Note",
     "NoteFormatError",

@@ -456,10 +456,25 @@ async function threshold(env, keys, needed, step, code) {
 }
 
 // -- root documents and the chain (keys/root.py) ----------------------------
+const PURPOSES = ["bundle", "index", "log"];
+const ORIGIN_RE = /^[!-*,-~]{1,255}$/;
+const POLICY_RE = /^[ -~\t\n]*\n$/;
+// The optional `tlog` section (keys/root.py LogSettings): only its shape; the
+// policy grammar is checked where checkpoints are (bundles/verifier/tlog.js).
+function parseLogSettings(doc, step) {
+  const t = reader(doc, step, "bad-root", ["origin", "policy", "max_age"]);
+  const {origin, policy} = doc, maxAge = doc.max_age;
+  if (typeof origin !== "string" || typeof policy !== "string" || !Number.isInteger(maxAge)) t.fail();
+  if (!ORIGIN_RE.test(origin)) t.fail();
+  if (policy.length > 65536 || !POLICY_RE.test(policy)) t.fail();
+  for (const line of policy.split("\n")) if (line.split(/[ \t]+/).filter((x) => x)[0] === "log") t.fail();
+  if (maxAge < 3600 || maxAge > 31622400) t.fail();
+  return {origin, policy, maxAge};
+}
 async function parseRoot(payload, step) {
   const doc = parseJSON(payload, step);
   const r = reader(doc, step, "bad-root", ["format", "version", "publisher", "created", "expires",
-    "root_keys", "threshold", "signing_keys", "revoked"]);
+    "root_keys", "threshold", "signing_keys", "revoked"], ["tlog"]);
   if (r.integer("format") !== 1) r.fail();
   const rootKeys = new Map();
   for (const it of r.items("root_keys", 64, 1)) {
@@ -471,8 +486,8 @@ async function parseRoot(payload, step) {
   for (const it of r.items("signing_keys", 64)) {
     const k = reader(it, step, "bad-root", ["keyid", "public", "purposes", "not_before", "not_after"]);
     const key = await publicKey({keyid: it.keyid, public: it.public}, step);
-    const purposes = k.strings("purposes", 2, 200, 1);
-    if (purposes.some((p) => p !== "bundle" && p !== "index") || !strictlyIncreasing(purposes)) k.fail();
+    const purposes = k.strings("purposes", PURPOSES.length, 200, 1);
+    if (purposes.some((p) => !PURPOSES.includes(p)) || !strictlyIncreasing(purposes)) k.fail();
     if (signing.has(key.keyid)) r.fail();
     signing.set(key.keyid, {key, purposes, notBefore: k.time("not_before"), notAfter: k.time("not_after")});
   }
@@ -482,6 +497,7 @@ async function parseRoot(payload, step) {
     if (!isKeyid(it.keyid) || revoked.has(it.keyid)) v.fail();
     revoked.set(it.keyid, {at: v.time("revoked_at"), reason: v.text("reason", 1000)});
   }
+  const tlog = has(doc, "tlog") ? parseLogSettings(doc.tlog, step) : null;
   const root = {
     version: r.integer("version", 1),
     publisher: r.text("publisher", 200),
@@ -491,6 +507,7 @@ async function parseRoot(payload, step) {
     threshold: r.integer("threshold", 1, 64),
     signing,
     revoked,
+    tlog,
   };
   if (root.threshold > rootKeys.size) r.fail();
   for (const id of signing.keys()) if (rootKeys.has(id)) r.fail();
