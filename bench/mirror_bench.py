@@ -124,7 +124,7 @@ def _build_range(args: tuple[str, int, int, int, str]) -> list[dict[str, Any]]:
     keys, start, stop, chars, out = args
     kd = KeyDir(Path(keys))
     chain = kd.chain()
-    created = chain.newest.signing_keys[next(iter(chain.newest.signing_keys))].not_before
+    created = chain.newest.signing_keys[next(iter(chain.newest.signing_keys_for("bundle")))].not_before
     signer = kd.signer("bundle", at=created)
     rows = []
     for i in range(start, stop):

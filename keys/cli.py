@@ -245,11 +245,15 @@ def revoke_cmd(
 ) -> None:
     """Revoke a signing key: everything it signed stops verifying."""
     keydir = KeyDir(directory, root_private)
+    before = keydir.chain().newest
+    old_purposes = {p: set(before.signing_keys_for(p)) for p in ("bundle", "log")}
     root = keydir.revoke(
         keyid, reason, passphrase=read_passphrase(passphrase_file, PASS_ENV, prompt="Root key passphrase")
     )
-    active = [k for k in root.signing_keys if k not in root.revoked]
-    note = "" if active else "\nno signing key is left: run `tamizdat keys rotate-signing`"
+    note = ""
+    for purpose, hint in (("bundle", ""), ("log", " --purpose log")):
+        if keyid in old_purposes.get(purpose, ()) and not root.signing_keys_for(purpose):
+            note += f"\nno {purpose} key is left: run `tamizdat keys rotate-signing{hint}`"
     emit(as_json, _summary(root, keydir), f"root version {root.version}: revoked {keyid}{note}")
 
 

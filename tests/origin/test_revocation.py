@@ -44,7 +44,7 @@ async def test_revoked_key_same_id_when_window_allows(
     bid = out["versions"][0]["bundle_id"]
     await api.flush()
     old_hash = hashlib.sha256(DataDir(data_dir).bundle_path(bid).read_bytes()).hexdigest()
-    old_key = next(iter(kd.chain().newest.signing_keys))
+    old_key = next(iter(kd.chain().newest.signing_keys_for("bundle")))
     _, new_key = kd.rotate_signing(now=start + dt.timedelta(minutes=1))
     kd.revoke(old_key, "leaked")
 
@@ -68,7 +68,7 @@ async def test_revoked_key_reissue_when_window_does_not_cover(
     old_id = out["versions"][0]["bundle_id"]
     await api.flush()
     await asyncio.sleep(1.1)  # the new key's window starts after the bundle's `created`
-    old_key = next(iter(offline_keydir.chain().newest.signing_keys))
+    old_key = next(iter(offline_keydir.chain().newest.signing_keys_for("bundle")))
     _, new_key = offline_keydir.rotate_signing()
     offline_keydir.revoke(old_key, "seized laptop")
 
@@ -93,7 +93,7 @@ async def test_revoked_key_reissue_when_window_does_not_cover(
 
 async def test_no_signing_key_left(api: Api, offline_keydir: KeyDir, keys_dir: Path) -> None:
     """Revoking the only key: writes answer 503 no-signing-key, the round error shows in the status."""
-    offline_keydir.revoke(next(iter(offline_keydir.chain().newest.signing_keys)), "lost")
+    offline_keydir.revoke(next(iter(offline_keydir.chain().newest.signing_keys_for("bundle"))), "lost")
     status, body = await api.call("POST", "/api/v1/articles", article("late"))
     assert status == 503 and body["error"]["code"] == "no-signing-key"
 
