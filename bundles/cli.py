@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -13,6 +14,8 @@ from tamizdat.keys.keydir import KeyDir
 from .build import build_bundle
 from .content import parse_bundle_input
 from .inspect import inspect_bundle
+from .logproof import check_log
+from .tlog.reader import LogProofError
 from .verify import check_root_keyid, verify_bundle
 
 
@@ -98,10 +101,29 @@ def inspect_cmd(bundle: Path, as_json: bool) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Trust this root.json instead (it may be newer than the bundle's; its revocations apply).",
 )
+@click.option(
+    "--proof",
+    "proof_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The bundle's .tlog-proof (default: FILE.tlog-proof, then <bundle id>.tlog-proof beside FILE).",
+)
+@click.option(
+    "--require-log",
+    is_flag=True,
+    help="Fail (exit 1) unless a proof shows the bundle in the publisher's log, witnessed by the policy's quorum.",
+)
 @json_option
 @guarded
-def verify_cmd(bundle: Path, root_key: str | None, root_file: Path | None, as_json: bool) -> None:
-    """Verify a bundle offline against the publisher's root key id."""
+def verify_cmd(
+    bundle: Path,
+    root_key: str | None,
+    root_file: Path | None,
+    proof_file: Path | None,
+    require_log: bool,
+    as_json: bool,
+) -> None:
+    """Verify a bundle offline against the publisher's root key id (and its log proof, when there is one)."""
     if (root_key is None) == (root_file is None):
         raise click.UsageError("give exactly one of --root-key and --root")
     if root_key is not None:
@@ -110,7 +132,11 @@ def verify_cmd(bundle: Path, root_key: str | None, root_file: Path | None, as_js
         except Exception as exc:
             raise click.BadParameter(str(exc), param_hint="--root-key") from exc
     result = verify_bundle(bundle, root_keyid=root_key, trusted_root=root_file.read_bytes() if root_file else None)
+    log = check_log(result, bundle, proof_file, now=int(time.time()))
+    if require_log and log.error is not None:
+        raise LogProofError(f"log proof required: {log.error.code}: {log.error.message}", code=log.error.code)
     data = result.summary()
+    data["log"] = log.to_json()
     lines = [
         f"VALID: signed by {result.manifest.publisher}",
         f"bundle id:   {result.bundle_id}",
@@ -118,6 +144,7 @@ def verify_cmd(bundle: Path, root_key: str | None, root_file: Path | None, as_js
         f"signing key: {result.signing_keyid} (root version {result.root.version})",
     ]
     lines += [f"article:     {a.id} v{a.version} [{a.lang}] {a.title}" for a in result.manifest.articles]
+    lines.append(f"log:         {log.text()}")
     emit(as_json, data, "\n".join(lines))
 
 

@@ -53,6 +53,7 @@ VERIFY_FIELDS = {
     "articles",
     "notices",
     "supersedes",
+    "log",
 }
 
 
