@@ -85,6 +85,7 @@ def health(mirror: Mirror, interval: float) -> dict[str, Any]:
         else None,
         "last_ok": mirror.last_ok,
         "upstreams": [mirror.record(spec).public() for spec in mirror.upstreams],
+        "log": mirror.log_health(),
     }
 
 

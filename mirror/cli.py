@@ -101,6 +101,7 @@ def _mirror(data: DataDir, values: dict[str, Any], upstreams: list[str] | None =
         upstreams=upstreams if upstreams is not None else values["upstreams"],
         keep_superseded=bool(values["keep_superseded"]),
         config=config,
+        witness_name=values.get("witness_name") or None,
     )
 
 
@@ -269,6 +270,55 @@ def export_cmd(dest: Path, data_dir: Path, as_json: bool) -> None:
         f"({summary.linked} linked, {summary.copied} copied, {summary.unchanged} unchanged, "
         f"{summary.removed} removed) to {dest}",
     )
+
+
+def _mirror_dir(data_dir: Path) -> DataDir:
+    """A data directory that is a mirror's, or not set up yet (then it becomes one)."""
+    data = DataDir(data_dir)
+    if data.settings_path.exists() and data.settings()["role"] != "mirror":
+        raise click.UsageError(f"{data.root} is a data directory of role {data.settings()['role']!r}, not a mirror")
+    return data.create()
+
+
+@mirror_group.command("witness-key")
+@data_option
+@click.option(
+    "--name",
+    default=None,
+    help="The key name in cosignatures (only when the key is created; default: the public_url host, "
+    "else mirror-<key id>).",
+)
+@json_option
+@guarded
+def witness_key_cmd(data_dir: Path, name: str | None, as_json: bool) -> None:
+    """Create the witness key if missing; print its vkey for the publisher's witness policy."""
+    from .witnesskey import ensure_witness_key
+
+    wkey = ensure_witness_key(_mirror_dir(data_dir), name=name)
+    emit(as_json, {"ok": True, "name": wkey.name, "vkey": wkey.vkey(), "created": wkey.created}, wkey.vkey())
+
+
+@mirror_group.command("witness-clear")
+@data_option
+@click.option(
+    "--forget",
+    is_flag=True,
+    help="Also drop the accepted log view and this mirror's tiles: the next sync starts over from the upstream.",
+)
+@json_option
+@guarded
+def witness_clear_cmd(data_dir: Path, forget: bool, as_json: bool) -> None:
+    """Clear a witness alarm (fork): cosigning resumes at the next sync; the evidence stays."""
+    from .logsync import LogSync
+    from .state import StateStore
+
+    data = _mirror_dir(data_dir)
+    with StateStore(data).lock(wait=60.0):
+        out = LogSync(data, config=DEFAULT_CONFIG).clear(forget=forget)
+    text = f"alarm {out['cleared']} cleared" if out["cleared"] else "no alarm was set"
+    if forget:
+        text += "; the accepted log view was dropped"
+    emit(as_json, {"ok": True, **out}, text)
 
 
 def register(group: click.Group) -> None:

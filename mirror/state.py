@@ -79,6 +79,7 @@ class SyncSummary:
     requests: int = 0
     floor_reset: bool = False
     errors: list[dict[str, str]] = field(default_factory=list)
+    log: dict[str, Any] | None = None  # the witness round's report (mirror.logsync); tlog requests counted there
 
     @property
     def code(self) -> str:

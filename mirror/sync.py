@@ -18,6 +18,9 @@ are tried in turn, a failing one moved to the back):
    covers them too); ONE filesystem sync; ``index.json`` switched atomically;
    trusted state saved; then retracted, pruned and unlisted bundle files
    removed.
+7. When the newest root keeps a transparency log: the witness round
+   (``mirror.logsync``) checks the log against the served index and cosigns;
+   its outcome is the summary's ``log`` report and never fails the sync.
 
 The served ``index.json`` therefore only ever lists bundles that are present
 and verified, and a failed sync leaves the previous good state served.
@@ -38,6 +41,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tamizdat.bundles.index import Index, ShardRef, SignedIndex
 from tamizdat.errors import ExpiredError, NetworkError, RejectedError, SignatureError, TamizdatError, UsageError
@@ -49,10 +53,12 @@ from tamizdat.server.datadir import DataDir, sync_filesystem
 from tamizdat.server.httpclient import BoundedClient
 
 from .config import DEFAULT_CONFIG, SyncConfig
+from .logsync import LogSync
 from .state import StateStore, SyncSummary, UpstreamRecord
 from .trust import Listing, Listings, Plan
 from .upstream import Upstream, is_url, make_upstream, normalize_spec
 from .verifier import Verifier
+from .witness import ServedIndex
 
 log = logging.getLogger("tamizdat.mirror")
 
@@ -119,6 +125,7 @@ class Mirror:
         keep_superseded: bool = True,
         config: SyncConfig = DEFAULT_CONFIG,
         clock: Callable[[], dt.datetime] = timefmt.now,
+        witness_name: str | None = None,
     ):
         self.data = data.create()
         self.store = StateStore(data).create()
@@ -132,6 +139,9 @@ class Mirror:
         self.records = records
         self.last_summary: dict[str, object] | None = last
         self.last_ok: str | None = last_ok
+        self.logsync = LogSync(
+            data, config=config, clock=lambda: int(self.clock().timestamp()), witness_name=witness_name
+        )
         self._lock = asyncio.Lock()
 
     # -- public ----------------------------------------------------------
@@ -140,6 +150,14 @@ class Mirror:
         if spec not in self.records:
             self.records[spec] = UpstreamRecord(spec, spec if is_url(spec) else "directory")
         return self.records[spec]
+
+    def log_health(self) -> dict[str, Any] | None:
+        """The witness's last report (this process's last sync, else the saved one)."""
+        last = self.last_summary or {}
+        report = last.get("log")
+        if isinstance(report, dict):
+            return report
+        return self.logsync.status()
 
     def bundle_count(self) -> int:
         if self.trust.index is None:
@@ -162,6 +180,7 @@ class Mirror:
         self._clean_tmp()
         self._refresh_trust()
         order = sorted(enumerate(self.upstreams), key=lambda p: (self.record(p[1]).consecutive_failures > 0, p[0]))
+        chosen: str | None = None
         async with BoundedClient(self.config.client_config()) as client:
             for _, spec in order:
                 upstream = make_upstream(spec, client)
@@ -196,7 +215,10 @@ class Mirror:
                 rec.success(self.clock())
                 summary.ok = True
                 summary.upstream = upstream.public_name
+                chosen = spec
                 break
+            if chosen is not None and self.trust.index is not None:
+                summary.log = await self._witness_round(client, chosen)
         summary.floor_reset = self.trust.floor_reset
         self.trust.floor_reset = False
         summary.index_version = None if self.trust.index is None else self.trust.index.index.version
@@ -209,6 +231,46 @@ class Mirror:
         except OSError as exc:  # a full disk must not turn a reported failure into a crash
             log.error("cannot record the sync's health: %s", exc.strerror or exc)
         return summary
+
+    async def _witness_round(self, client: BoundedClient, chosen: str) -> dict[str, Any] | None:
+        """The log check after a good sync; a bug in it is logged, never fatal to the sync."""
+        others = [spec for spec in self.upstreams if spec != chosen]
+        try:
+            return await self.logsync.run(client, self.trust.root, chosen, others, self._served_index)
+        except Exception as exc:  # the served index is already committed
+            log.exception("the log witness round failed")
+            return {"state": "internal-error", "message": f"{exc.__class__.__name__}: {exc}"[:300]}
+
+    def _served_index(self) -> ServedIndex:
+        """The served index as sets of bundle ids, for the log's leaf checks (disk reads: run in a thread)."""
+        signed = self.trust.index
+        assert signed is not None
+        payload = Envelope.from_bytes(signed.raw, expected_type=INDEX_TYPE).payload
+        shards: dict[str, Listings] = {}
+        for ref in signed.index.shards:
+            shard = self._load_shard(ref)
+            if shard is None:
+                raise RejectedError(f"served shard {ref.sha256[:16]} is unreadable", code="local-log")
+            shards[ref.sha256] = shard
+        plan = self.trust.plan(signed.index, shards, keep_superseded=self.keep_superseded)
+        return ServedIndex(
+            payload_sha256=hashlib.sha256(payload).hexdigest(),
+            listed=plan.listed,
+            retracted=plan.retracted,
+            wanted=frozenset(plan.wanted),
+            held=frozenset(_held_ids(self.data.bundles)),
+        )
+
+    def _load_shard(self, ref: ShardRef) -> Listings | None:
+        """A served shard's listings (cached in the trust state; None when the file is unreadable)."""
+        shard = self.trust.shards.get(ref.sha256)
+        if shard is None:
+            try:
+                shard = self.trust.recall_shard(ref, self.data.shard_path(ref.sha256).read_bytes())
+            except (OSError, RejectedError):
+                return None
+            self.trust.shards[ref.sha256] = shard
+        return shard
 
     async def _sync_from(self, up: Upstream, summary: SyncSummary, progress: Progress | None, now: dt.datetime) -> None:
         cfg = self.config
@@ -302,13 +364,9 @@ class Mirror:
             return {}
         out: dict[str, str] = {}
         for ref in index.index.shards:
-            shard = self.trust.shards.get(ref.sha256)
+            shard = self._load_shard(ref)
             if shard is None:
-                try:
-                    shard = self.trust.recall_shard(ref, self.data.shard_path(ref.sha256).read_bytes())
-                except (OSError, RejectedError):
-                    continue  # unknown: the files it lists get re-checked
-                self.trust.shards[ref.sha256] = shard
+                continue  # unknown: the files it lists get re-checked
             out.update((e.id, e.sha256) for e in shard)
         return out
 

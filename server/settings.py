@@ -66,6 +66,13 @@ def _check(setting: Setting, value: Any) -> Any:
             raise UsageError(f"setting {setting.name} must be a list of strings", code="bad-settings")
     elif type(value) is not setting.type:
         raise UsageError(f"setting {setting.name} must be a {setting.type.__name__}", code="bad-settings")
+    Setting(
+        "witness_name",
+        str,
+        "",
+        "Mirror: the witness key's name in its cosignatures; empty: recorded on first use as the public_url host, "
+        "else mirror-<key id>.",
+    ),
     return value
 
 

@@ -8,6 +8,15 @@ background thread, so sync tests and subprocesses can use it alike) or writes
 it as a directory. Tests attack by mutating ``files`` (tampered bytes, an old
 index) or by putting a hostile behaviour in ``handlers`` (endless bodies,
 trickling, lying lengths, gzip, redirects).
+
+With ``log=True`` it also keeps the publisher's transparency log as an origin
+does (docs/transparency.md): a log key (purpose ``log``) and a ``tlog`` section
+in the root, one round of leaves per :meth:`Simulator.publish` (new bundles,
+new retractions, the index leaf last), tiles and entry bundles under ``tlog/``
+and a checkpoint signed by the log key. Log attacks: ``publish(log_skip=...,
+log_extra=..., log_after=...)``, :meth:`Simulator.fork_checkpoint`, old
+checkpoints put back in ``files``, tampered ``tlog/tile/...`` bytes, and
+witness cosignatures at chosen times (:meth:`Simulator.cosign`).
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gzip
+import hashlib
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,9 +43,14 @@ from tamizdat.bundles.index import (
     ShardedList,
     sign_index,
 )
+from tamizdat.bundles.tlog.builder import TreeBuilder
+from tamizdat.bundles.tlog.checkpoint import Checkpoint, sign_checkpoint
+from tamizdat.bundles.tlog.cosignature import CosignatureSigner
+from tamizdat.bundles.tlog.leaf import Leaf, LeafKind, bundle_leaf, index_leaf, log_origin, retraction_leaf
+from tamizdat.bundles.tlog.note import Ed25519Signer, Note
 from tamizdat.keys import dsse, timefmt
 from tamizdat.keys.ed25519 import SigningKey
-from tamizdat.keys.root import KeyEntry, Revocation, Root, RootChain, verify_root_chain
+from tamizdat.keys.root import KeyEntry, LogSettings, Revocation, Root, RootChain, verify_root_chain
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)  # key windows start here
 KEY_END = dt.datetime(2036, 1, 1, tzinfo=dt.UTC)
@@ -67,6 +82,9 @@ class Simulator:
     index_version: int = 0
     articles: int = 0
     bundle_delay: float = 0.0  # seconds before each bundle response (to widen windows in crash tests)
+    log: bool = False  # keep a transparency log
+    log_policy: str = "quorum none\n"
+    log_max_age: int = 7 * 24 * 3600
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -75,13 +93,18 @@ class Simulator:
         self.root_keys = [key(base)]
         self.bundle_key = key(base + 1)
         self.index_key = key(base + 2)
-        self._new_root(
-            signing={
-                self.bundle_key.keyid: _entry(self.bundle_key, ("bundle",)),
-                self.index_key.keyid: _entry(self.index_key, ("index",)),
-            },
-            revoked={},
-        )
+        self.log_key = key(base + 3)
+        self.origin = log_origin(sorted(k.keyid for k in self.root_keys)[0])
+        self.tree = TreeBuilder()
+        self.logged: set[str] = set()
+        self.logged_retractions: set[str] = set()
+        signing = {
+            self.bundle_key.keyid: _entry(self.bundle_key, ("bundle",)),
+            self.index_key.keyid: _entry(self.index_key, ("index",)),
+        }
+        if self.log:
+            signing[self.log_key.keyid] = _entry(self.log_key, ("log",))
+        self._new_root(signing=signing, revoked={})
 
     # -- roots -----------------------------------------------------------
     @property
@@ -114,6 +137,7 @@ class Simulator:
             threshold=1,
             signing_keys=signing,
             revoked=revoked,
+            tlog=LogSettings(self.origin, self.log_policy, self.log_max_age) if self.log else None,
         )
         signers = {k.keyid: k for k in [*old_keys, *keys]}
         env = dsse.sign(dsse.ROOT_TYPE, root.to_payload(), list(signers.values()))
@@ -138,6 +162,55 @@ class Simulator:
         for kid in revoke:
             revoked[kid] = Revocation(kid, timefmt.now(), "leaked")
         return self._new_root(signing=signing, revoked=revoked, new_root_keys=new_root_keys)
+
+    def set_policy(self, policy: str, *, max_age: int | None = None) -> bytes:
+        """Root version N+1 with this witness policy (tlog-policy text without log lines)."""
+        self.log_policy = policy
+        if max_age is not None:
+            self.log_max_age = max_age
+        return self.rotate()
+
+    # -- log -------------------------------------------------------------
+    def _log_round(
+        self, raw_index: bytes, *, skip: Sequence[str], extra: Sequence[Leaf], after: Sequence[Leaf]
+    ) -> None:
+        """Append one publishing round's leaves, write tiles and sign the checkpoint (as the origin does)."""
+        leaves: list[Leaf] = []
+        for e in self.list.entries():
+            if e.id not in self.logged and e.id not in skip:
+                leaves.append(bundle_leaf(e.id))
+                self.logged.add(e.id)
+        for e in self.list.entries():
+            fresh = e.id in self.logged and e.id not in self.logged_retractions and e.id not in skip
+            if e.retracted is not None and fresh:
+                leaves.append(retraction_leaf(e.id))
+                self.logged_retractions.add(e.id)
+        for leaf in extra:
+            leaves.append(leaf)
+            if leaf.kind is LeafKind.BUNDLE:
+                self.logged.add(leaf.id_hex)
+            elif leaf.kind is LeafKind.RETRACTION:
+                self.logged_retractions.add(leaf.id_hex)
+        payload = dsse.Envelope.from_bytes(raw_index, expected_type=dsse.INDEX_TYPE).payload
+        leaves.append(index_leaf(payload))
+        leaves.extend(after)
+        self.tree.extend(leaf.to_bytes() for leaf in leaves)
+        for rel, data in self.tree.flush().files():
+            self.files[f"tlog/{rel}"] = data
+        self.files["tlog/checkpoint"] = self.sign_checkpoint(self.tree.size, self.tree.root())
+
+    def sign_checkpoint(self, size: int, root: bytes) -> bytes:
+        """A checkpoint note signed by the log key (any size and root: forks are this easy with the key)."""
+        return sign_checkpoint(Checkpoint(self.origin, size, root), [Ed25519Signer(self.origin, self.log_key)])
+
+    def fork_checkpoint(self) -> bytes:
+        """A properly signed checkpoint of the current size with another root (a split view)."""
+        return self.sign_checkpoint(self.tree.size, hashlib.sha256(b"fork" + self.tree.root()).digest())
+
+    def cosign(self, signer: CosignatureSigner, timestamp: int) -> None:
+        """Add a witness cosignature (at ``timestamp``) to the served checkpoint."""
+        note = Note.parse(self.files["tlog/checkpoint"])
+        self.files["tlog/checkpoint"] = note.with_signatures([signer.cosign(note.text, timestamp)]).to_bytes()
 
     # -- bundles ---------------------------------------------------------
     def build(
@@ -230,8 +303,15 @@ class Simulator:
         created: dt.datetime | None = None,
         expires: dt.datetime | None = None,
         signer: SigningKey | None = None,
+        log_skip: Sequence[str] = (),
+        log_extra: Sequence[Leaf] = (),
+        log_after: Sequence[Leaf] = (),
     ) -> bytes:
-        """Sign the next index version and serve the whole tree as an origin would."""
+        """Sign the next index version and serve the whole tree as an origin would.
+
+        With a log: one round of leaves, except the bundles (and retractions) in
+        ``log_skip``; ``log_extra`` goes before the index leaf, ``log_after`` after it.
+        """
         raw, shards = self.sign(version=version, created=created, expires=expires, signer=signer)
         self.index_version = max(self.index_version, index_version_of(raw))
         self.files.update(shards)
@@ -246,6 +326,8 @@ class Simulator:
             elif bid in {e.id for e in self.list.entries()}:
                 self.files[path] = data
         self.files["index.json"] = raw
+        if self.log:
+            self._log_round(raw, skip=log_skip, extra=log_extra, after=log_after)
         return raw
 
     def bundle_path(self, bundle_id: str) -> str:
