@@ -6,24 +6,47 @@ against the link's root key id (or ``--root-key``), shows the publisher's
 signed notice and asks before the file gets its final, neutral name
 ``<bundle id>.zip``. Until then it sits in a hidden ``.part`` file that is
 deleted on refusal or failure.
+
+When the publisher keeps a log (the verified root has a ``tlog`` section),
+``fetch`` also asks the same mirror for ``bundles/<bundle id>.tlog-proof``,
+checks it (:func:`tamizdat.bundles.tlog.reader.check_log_proof`) and saves it
+beside the file as ``<bundle id>.tlog-proof``, where ``tamizdat verify`` finds
+it. A missing proof is not an error; a bad one is discarded with a warning.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tamizdat.bundles.limits import DEFAULT_LIMITS
+from tamizdat.bundles.tlog.proof_file import PROOF_EXTENSION
+from tamizdat.bundles.tlog.reader import (
+    MAX_PROOF_BYTES,
+    NO_LOG,
+    NO_PROOF,
+    LogProofError,
+    LogVerdict,
+    check_log_proof,
+    log_trust,
+)
 from tamizdat.bundles.verify import VerifiedBundle, check_root_keyid, verify_bundle
 from tamizdat.clikit import emit, guarded, json_option
 from tamizdat.errors import NetworkError, RejectedError, TamizdatError, UsageError
 from tamizdat.fsutil import atomic_write
 
 from . import i18n, links, qr
+
+if TYPE_CHECKING:
+    from tamizdat.server.httpclient import BoundedClient
 
 
 def _lang(option: str | None) -> str:
@@ -98,7 +121,48 @@ def share_cmd(
     emit(as_json, data, "\n".join(lines))
 
 
-async def _download(link: links.ShareLink, keyid: str, part: Path) -> tuple[str, VerifiedBundle, list[str]]:
+@dataclass(frozen=True)
+class ProofOutcome:
+    """What became of the bundle's log proof: checked bytes to save, or why there are none."""
+
+    data: bytes | None = None
+    verdict: LogVerdict | None = None
+    status: str = NO_LOG  # "logged", "no-log", "no-proof", "unreachable" or a failure code of the check
+    detail: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"status": self.status}
+        if self.verdict is not None:
+            out.update(self.verdict.to_json())
+        elif self.detail:
+            out["detail"] = self.detail
+        return out
+
+
+async def _fetch_proof(client: BoundedClient, base: str, vb: VerifiedBundle) -> ProofOutcome:
+    """The mirror's ``bundles/<id>.tlog-proof``, checked; never raises for a missing or bad proof."""
+    now = int(time.time())
+    try:
+        log_trust(vb.root)
+    except LogProofError as err:
+        return ProofOutcome(status=err.code)  # the publisher keeps no (usable) log: do not even ask
+    url = f"{base}/bundles/{vb.bundle_id}{PROOF_EXTENSION}"
+    try:
+        data = await client.fetch(url, max_bytes=MAX_PROOF_BYTES)
+    except (NetworkError, RejectedError) as exc:
+        if exc.code == "http-404":
+            return ProofOutcome(status=NO_PROOF)
+        return ProofOutcome(status="unreachable", detail=exc.code)
+    try:
+        verdict = await asyncio.to_thread(check_log_proof, vb.bundle_id, data, vb.root, now=now)
+    except LogProofError as err:
+        return ProofOutcome(status=err.code, detail=f"{err.reason}: {err.message}")
+    return ProofOutcome(data, verdict, "logged")
+
+
+async def _download(
+    link: links.ShareLink, keyid: str, part: Path
+) -> tuple[str, VerifiedBundle, list[str], ProofOutcome]:
     from tamizdat.server.httpclient import BoundedClient, ClientConfig
 
     tried: list[str] = []
@@ -111,11 +175,41 @@ async def _download(link: links.ShareLink, keyid: str, part: Path) -> tuple[str,
                 vb = await asyncio.to_thread(verify_bundle, part, root_keyid=keyid)
                 if vb.bundle_id != link.bundle_id:
                     raise RejectedError("the mirror sent another file than the link names", code="wrong-id")
-                return base, vb, tried
             except (NetworkError, RejectedError) as exc:
                 tried.append(f"{base}: {exc.code}")
                 part.unlink(missing_ok=True)
+                continue
+            return base, vb, tried, await _fetch_proof(client, base, vb)
     raise NetworkError("no mirror in the link gave a file that verifies (" + "; ".join(tried) + ")", code="no-mirror")
+
+
+def proof_text(outcome: ProofOutcome, lang: str) -> str | None:
+    """What fetch says about the log proof (None when the publisher keeps no log)."""
+    _ = i18n.translations(lang).gettext
+    v = outcome.verdict
+    if v is not None:
+        if v.as_of is None:
+            return _("The file is in the publisher’s log as entry %(index)s of %(size)s.") % {
+                "index": v.index,
+                "size": v.size,
+            }
+        return _(
+            "The file is in the publisher’s log as entry %(index)s of %(size)s, confirmed by %(witnesses)s "
+            "as of %(time)s."
+        ) % {
+            "index": v.index,
+            "size": v.size,
+            "witnesses": ", ".join(v.witness_names()),
+            "time": i18n.format_datetime(dt.datetime.fromtimestamp(v.as_of, dt.UTC), lang),
+        }
+    if outcome.status == NO_LOG:
+        return None
+    if outcome.status in (NO_PROOF, "unreachable"):
+        return _("This mirror has no proof that the file is in the publisher’s log. That is not an error.")
+    return _(
+        "Warning: this mirror’s proof that the file is in the publisher’s log is not valid (%(code)s). "
+        "It was not saved."
+    ) % {"code": outcome.status}
 
 
 def notice_text(vb: VerifiedBundle, lang: str, mirror: str) -> str:
@@ -197,8 +291,11 @@ def fetch_cmd(link: str, out_dir: Path, root_key: str | None, yes: bool, lang: s
         raise UsageError(f"{final.name} already exists in {out_dir}", code="exists")
     part = out_dir / f".{share.bundle_id}.part"
     try:
-        mirror, vb, tried = asyncio.run(_download(share, keyid, part))
+        mirror, vb, tried, proof = asyncio.run(_download(share, keyid, part))
         click.echo(notice_text(vb, ui, mirror), err=True)
+        said = proof_text(proof, ui)
+        if said:
+            click.echo("\n" + said, err=True)
         if not yes:
             if not sys.stdin.isatty():
                 raise UsageError("nothing saved: no terminal to ask; run again with --yes to save", code="no-confirm")
@@ -206,6 +303,8 @@ def fetch_cmd(link: str, out_dir: Path, root_key: str | None, yes: bool, lang: s
                 part.unlink(missing_ok=True)
                 raise RejectedError(_("Not saved. The downloaded copy was deleted."), code="declined")
         os.replace(part, final)
+        if proof.data is not None:
+            atomic_write(out_dir / f"{share.bundle_id}{PROOF_EXTENSION}", proof.data)
     finally:
         part.unlink(missing_ok=True)
     data = {
@@ -215,7 +314,10 @@ def fetch_cmd(link: str, out_dir: Path, root_key: str | None, yes: bool, lang: s
         "mirror": mirror,
         "failed": tried,
         "size": vb.size,
+        "log": proof.to_json(),
     }
+    if proof.data is not None:
+        data["proof_path"] = str(out_dir / f"{share.bundle_id}{PROOF_EXTENSION}")
     emit(as_json, data, _("Saved: %(path)s") % {"path": str(final)})
 
 
