@@ -54,9 +54,10 @@ def seed(label: str) -> bytes:
     return hashlib.sha256(b"tamizdat test seed: " + label.encode()).digest()
 
 
-GOLDEN_SEEDS = [seed("golden root 1"), seed("golden signing 1")]
+GOLDEN_SEEDS = [seed("golden root 1"), seed("golden signing 1"), seed("golden log 1")]
 GOLDEN_ROOT_KEY = SigningKey.from_seed(GOLDEN_SEEDS[0])
 GOLDEN_SIGNING_KEY = SigningKey.from_seed(GOLDEN_SEEDS[1])
+GOLDEN_LOG_KEY = SigningKey.from_seed(GOLDEN_SEEDS[2])
 GOLDEN_ROOT_KEYID = GOLDEN_ROOT_KEY.keyid
 OTHER_ROOT_KEY = SigningKey.from_seed(seed("another publisher root"))
 
@@ -73,8 +74,8 @@ def fixed_key_generation(label: str) -> Iterator[None]:
         yield
 
 
-def golden_keydir(path: Path, *, log: bool = False) -> KeyDir:
-    """A key directory with the fixed golden keys at root version 1 (``log``: with a log key)."""
+def golden_keydir(path: Path, *, log: bool = True) -> KeyDir:
+    """A key directory with the fixed golden keys at root version 1 (and the log key and section)."""
     keydir = KeyDir(path)
     keydir.init(PUBLISHER, seeds=GOLDEN_SEEDS, now=T_INIT, log=log)
     return keydir

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import (
     GOLDEN,
+    GOLDEN_LOG_KEY,
     GOLDEN_ROOT_KEYID,
     GOLDEN_SEEDS,
     GOLDEN_SIGNING_KEY,
@@ -58,7 +59,7 @@ def test_init_writes_private_files_0600_in_0700_folders(keydir: KeyDir) -> None:
     private = sorted((keydir.path / "root-private").glob("*.pem"))
     signing = sorted((keydir.path / "signing").glob("*.pem"))
     assert [p.stem for p in private] == [GOLDEN_ROOT_KEYID]
-    assert [p.stem for p in signing] == [GOLDEN_SIGNING_KEY.keyid]
+    assert [p.stem for p in signing] == sorted([GOLDEN_SIGNING_KEY.keyid, GOLDEN_LOG_KEY.keyid])
     for path in (*private, *signing):
         assert _mode(path) == 0o600, path
         assert b"BEGIN PRIVATE KEY" in path.read_bytes()

@@ -31,9 +31,12 @@ from tamizdat.keys.ed25519 import SigningKey
 from tamizdat.keys.keydir import KeyDir
 from tamizdat.keys.root import LogSettings, Root, verify_root_chain
 
-V1: dict[str, Any] = json.loads(
+GOLDEN_V1: dict[str, Any] = json.loads(
     base64.b64decode(json.loads((GOLDEN / "keys" / "roots" / "1.json").read_bytes())["payload"])
 )
+# The golden root 1 as a publisher without a log has it: no tlog section, only the bundle key.
+V1 = {k: v for k, v in GOLDEN_V1.items() if k != "tlog"}
+V1["signing_keys"] = [k for k in GOLDEN_V1["signing_keys"] if k["keyid"] == GOLDEN_SIGNING_KEY.keyid]
 ORIGIN = f"{GOLDEN_ROOT_KEYID}/log"
 TLOG = {"origin": ORIGIN, "policy": "quorum none\n", "max_age": 604800}
 SEEDS = [seed("log root"), seed("log online"), seed("log key")]
@@ -61,6 +64,11 @@ def test_a_root_without_tlog_is_unchanged() -> None:
     root = Root.from_payload(_payload())
     assert root.tlog is None and root.log_keys() == {}
     assert root.to_payload() == _payload()
+
+
+def test_the_golden_root_has_the_default_tlog_section() -> None:
+    assert GOLDEN_V1["tlog"] == TLOG
+    assert [k["purposes"] for k in GOLDEN_V1["signing_keys"] if k["keyid"] != GOLDEN_SIGNING_KEY.keyid] == [["log"]]
 
 
 def test_tlog_round_trips() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from helpers import (
     GOLDEN,
+    GOLDEN_LOG_KEY,
     GOLDEN_ROOT_KEY,
     GOLDEN_ROOT_KEYID,
     GOLDEN_SIGNING_KEY,
@@ -43,12 +44,17 @@ def test_golden_root_payload_round_trips() -> None:
     assert root.to_payload() == _payload()
     assert root.version == 1 and root.publisher == "Example Newsroom"
     assert set(root.root_keys) == {GOLDEN_ROOT_KEYID}
-    assert set(root.signing_keys) == {GOLDEN_SIGNING_KEY.keyid}
+    assert set(root.signing_keys) == {GOLDEN_SIGNING_KEY.keyid, GOLDEN_LOG_KEY.keyid}
     assert root.signing_keys[GOLDEN_SIGNING_KEY.keyid].purposes == ("bundle", "index")
+    assert root.log_keys() == {GOLDEN_LOG_KEY.keyid: GOLDEN_LOG_KEY.public}
+    assert root.tlog is not None and root.tlog.origin == f"{GOLDEN_ROOT_KEYID}/log"
+
+
+BUNDLE_KEY_ENTRY = next(k for k in V1["signing_keys"] if k["keyid"] == GOLDEN_SIGNING_KEY.keyid)
 
 
 def _signing(**changes: Any) -> list[dict[str, Any]]:
-    return [{**V1["signing_keys"][0], **changes}]
+    return [{**BUNDLE_KEY_ENTRY, **changes}]
 
 
 ROOT_KEY_ENTRY = {"keyid": GOLDEN_ROOT_KEYID, "public": GOLDEN_ROOT_KEY.public.b64()}
@@ -79,7 +85,7 @@ ROOT_KEY_ENTRY = {"keyid": GOLDEN_ROOT_KEYID, "public": GOLDEN_ROOT_KEY.public.b
         ({"signing_keys": _signing(purposes=["publish"])}, "bad-root"),
         ({"signing_keys": _signing(purposes=[])}, "bad-root"),
         ({"signing_keys": _signing(purposes=["bundle", "bundle"])}, "bad-root"),
-        ({"signing_keys": _signing(not_after=V1["signing_keys"][0]["not_before"])}, "bad-root"),
+        ({"signing_keys": _signing(not_after=BUNDLE_KEY_ENTRY["not_before"])}, "bad-root"),
         ({"signing_keys": _signing(extra=1)}, "bad-root"),
         ({"signing_keys": _signing() * 2}, "bad-root"),
         ({"signing_keys": _signing(keyid=ROOT_KEY_ENTRY["keyid"], public=ROOT_KEY_ENTRY["public"])}, "bad-root"),
