@@ -322,5 +322,8 @@ def witness_clear_cmd(data_dir: Path, forget: bool, as_json: bool) -> None:
 
 
 def register(group: click.Group) -> None:
-    """Add the mirror's subcommands to ``group``."""
+    """Add the mirror's subcommands to ``group`` (and ``log monitor``)."""
+    from .monitor_cli import register as register_monitor
+
     group.add_command(mirror_group)
+    register_monitor(group)
