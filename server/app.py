@@ -41,6 +41,7 @@ from .reader.routes import add_reader_routes
 from .rounds import Publisher, RoundConfig
 from .static import StaticTree
 from .store import Store
+from .tlog.keeper import LogConfig, LogKeeper
 
 log = logging.getLogger("tamizdat.server")
 
@@ -62,6 +63,10 @@ def resolve_settings(data: DataDir, overrides: dict[str, Any]) -> dict[str, Any]
         raise UsageError(f"{data.root} is a {values['role']} data directory, not an origin", code="bad-settings")
     if values["round_seconds"] <= 0 or values["index_lifetime"] <= 0:
         raise UsageError("round_seconds and index_lifetime must be positive", code="bad-settings")
+    if values["tlog_gather_interval"] <= 0 or values["tlog_partial_grace"] < 0:
+        raise UsageError(
+            "tlog_gather_interval must be positive and tlog_partial_grace not negative", code="bad-settings"
+        )
     return values
 
 
@@ -80,13 +85,25 @@ def _origin_ctx(data: DataDir, keys_dir: Path, values: dict[str, Any]) -> Callab
             mirrors=tuple(values["mirrors"]),
             shard_grace=int(values["shard_grace"]),
         )
-        publisher = Publisher(store, data, keyring, config)
+        keeper = LogKeeper(
+            store,
+            data,
+            keyring,
+            LogConfig(
+                gather_interval=float(values["tlog_gather_interval"]),
+                partial_grace=float(values["tlog_partial_grace"]),
+            ),
+        )
+        publisher = Publisher(store, data, keyring, config, log=keeper)
         origin = app[ORIGIN] = Origin(data, values, store, keyring, publisher)
         try:
+            await keeper.start()
             await publisher.start()
+            await keeper.run()  # gathering cosignatures in the background (first pass: now)
             yield
         finally:
             await publisher.stop()
+            await keeper.stop()
             origin.close()
             await store.close()
 
@@ -110,6 +127,7 @@ async def healthz(request: web.Request) -> web.Response:
         "bundles": status["bundles"],
         "pending_changes": status["pending_changes"],
         "last_round_error": status["last_round_error"],
+        "log": request.app[ORIGIN].publisher.log_status(),
     }
     return web.json_response(body, status=200 if body["ok"] else 503, headers={"Cache-Control": "no-store"})
 

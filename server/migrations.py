@@ -110,6 +110,24 @@ MIGRATIONS: tuple[str, ...] = (
         shards TEXT NOT NULL                -- JSON [shard sha256]
     );
     """,
+    # 1 -> 2: the transparency log (server/tlog, docs/transparency.md). Leaves are
+    # recorded in the transaction that records the index version of their round.
+    """
+    CREATE TABLE tlog_leaves (
+        n INTEGER PRIMARY KEY,              -- position in the log, from 0
+        kind INTEGER NOT NULL,              -- 1 bundle, 2 retraction, 3 index
+        id TEXT NOT NULL,                   -- hex of the leaf's 32-byte id
+        index_version INTEGER NOT NULL,     -- the index version whose round appended it
+        proof_done INTEGER NOT NULL DEFAULT 0  -- kind 1: bundles/<id>.tlog-proof written (or not needed)
+    );
+    CREATE UNIQUE INDEX tlog_leaves_once ON tlog_leaves(kind, id) WHERE kind IN (1, 2);
+    CREATE INDEX tlog_leaves_proofless ON tlog_leaves(n) WHERE kind = 1 AND proof_done = 0;
+    ALTER TABLE bundles ADD COLUMN leaf INTEGER;             -- its kind-1 leaf, NULL until logged
+    ALTER TABLE bundles ADD COLUMN retraction_leaf INTEGER;  -- its kind-2 leaf, NULL until logged
+    CREATE INDEX bundles_unlogged ON bundles(seq) WHERE leaf IS NULL AND shard IS NOT NULL;
+    CREATE INDEX bundles_unlogged_retraction ON bundles(seq)
+        WHERE retraction_leaf IS NULL AND retracted_at IS NOT NULL AND shard IS NOT NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -10,8 +10,10 @@ A round (docs/operator-origin.md, "Rounds"):
    re-render only the shards whose entries changed (content-addressed files
    ``public/index/<sha256>.json``; untouched shards keep their stored hash);
 5. one filesystem sync (server.datadir.sync_filesystem);
-6. record the index version in SQLite, then switch ``index.json`` atomically, last;
-7. remove the files of retracted bundles and shards no index has listed for a while.
+6. record the index version in SQLite (with the round's transparency-log
+   leaves, server.tlog), then switch ``index.json`` atomically, last;
+7. publish the log: tiles, then the signed checkpoint (server.tlog.keeper);
+8. remove the files of retracted bundles and shards no index has listed for a while.
 
 A round also runs, without changes, when less than half of the index
 lifetime is left, when the key directory changed, and at start.
@@ -49,6 +51,7 @@ from . import packager
 from .datadir import DataDir, sync_filesystem
 from .keyring import Keyring, KeySnapshot
 from .store import Store, Tx
+from .tlog.keeper import LogKeeper
 
 log = logging.getLogger("tamizdat.server.rounds")
 
@@ -125,11 +128,14 @@ def _move_into_place(src: Path, dst: Path) -> bool:
 class Publisher:
     """Runs rounds: a background loop (``start``/``stop``) and ``run_round`` on demand."""
 
-    def __init__(self, store: Store, data: DataDir, keyring: Keyring, config: RoundConfig):
+    def __init__(
+        self, store: Store, data: DataDir, keyring: Keyring, config: RoundConfig, log: LogKeeper | None = None
+    ):
         self.store = store
         self.data = data
         self.keyring = keyring
         self.config = config
+        self.log = log
         self._lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -175,6 +181,12 @@ class Publisher:
             except Exception as exc:  # keep publishing later rounds; the next round retries
                 self.last_error = str(exc)
                 log.exception("publishing round failed")
+
+    def log_status(self) -> dict[str, object]:
+        """The transparency log's state for /healthz (``no-log`` when this publisher keeps none)."""
+        if self.log is None:
+            return {"state": "no-log"}
+        return self.log.status()
 
     async def flush(self) -> RoundResult | None:
         """Run a round now (what the loop would do next); for tools, tests and benchmarks."""
@@ -293,6 +305,7 @@ class Publisher:
             touched = await self._assign_shards(tx, [r for r in dirty if r["file"] != "tmp" or r["id"] in moved])
             shard_rows = {n: await tx.all("SELECT * FROM bundles WHERE shard = ? ORDER BY seq", (n,)) for n in touched}
         rendered = await asyncio.to_thread(self._write_shards, shard_rows)
+        rendered_retracted = {int(r["seq"]) for rows in shard_rows.values() for r in rows if r["retracted_at"]}
 
         # Step 5: one sync for every file of the round, before the index can name them.
         await asyncio.to_thread(sync_filesystem, data.root)
@@ -318,6 +331,10 @@ class Publisher:
                 shards=tuple(refs),
             )
             raw = await asyncio.to_thread(sign_index, index, index_signer)
+            if self.log is not None:  # the round's log leaves, in the transaction recording the index
+                await self.log.append(
+                    tx, keys, index_version=version, index_raw=raw, rendered_retracted=rendered_retracted
+                )
             await tx.run(
                 "INSERT INTO index_versions (version, created, expires, root_version, signer, sha256, shards) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -347,7 +364,11 @@ class Publisher:
                 [(r["dirty"], version, r["seq"]) for r in listed],
             )
 
-        # Step 7: retracted files leave the tree; old shards go after a grace period.
+        # Step 7: the log's tiles, then its checkpoint (after index.json, which its last leaf names).
+        if self.log is not None:
+            await self.log.after_round(keys)
+
+        # Step 8: retracted files leave the tree; old shards go after a grace period.
         gone = [r for r in dirty if r["retracted_at"]]
         if gone:
             await asyncio.to_thread(self._remove_bundles, [r["id"] for r in gone])

@@ -48,12 +48,31 @@ SETTINGS: tuple[Setting, ...] = (
         0,
         "Origin: processes that build bundles; 0 means one per CPU core (at most 4).",
     ),
+    Setting(
+        "tlog_gather_interval",
+        float,
+        30.0,
+        "Origin: seconds between fetches of the witnesses' cosigned log checkpoints (also right after each round).",
+    ),
+    Setting(
+        "tlog_partial_grace",
+        int,
+        7 * 24 * 3600,
+        "Origin: seconds a partial log tile stays served after its full tile exists (readers mid-fetch).",
+    ),
     Setting("max_request_bytes", int, 16 * 1024 * 1024, "Origin: largest API request body accepted."),
     Setting("access_log", bool, False, "Log requests (method, path, status, time; never a client address)."),
     Setting("audience", list, [], "Regions this node serves (e.g. ['RU', 'BY']); empty means warn everyone."),
     Setting("descriptive_titles", bool, False, "Put headlines in page titles (off: neutral titles)."),
     Setting("leave_url", str, "https://www.google.com/search?q=weather", "Reader pages: where the Leave control goes."),
     Setting("public_url", str, "", "Base URL readers use for this node (share links); empty: taken from the request."),
+    Setting(
+        "witness_name",
+        str,
+        "",
+        "Mirror: the witness key's name in its cosignatures; empty: recorded on first use as the public_url host, "
+        "else mirror-<key id>.",
+    ),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -66,13 +85,6 @@ def _check(setting: Setting, value: Any) -> Any:
             raise UsageError(f"setting {setting.name} must be a list of strings", code="bad-settings")
     elif type(value) is not setting.type:
         raise UsageError(f"setting {setting.name} must be a {setting.type.__name__}", code="bad-settings")
-    Setting(
-        "witness_name",
-        str,
-        "",
-        "Mirror: the witness key's name in its cosignatures; empty: recorded on first use as the public_url host, "
-        "else mirror-<key id>.",
-    ),
     return value
 
 

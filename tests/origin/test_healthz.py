@@ -18,7 +18,8 @@ async def test_healthz_reports_the_signed_index(api: Api) -> None:
     after = await (await api.client.get("/healthz")).json()
     assert after["index"]["version"] > first["index"]["version"]
     assert after["bundles"] == first["bundles"] + 1
-    assert set(after) == {"ok", "role", "index", "bundles", "pending_changes", "last_round_error"}
+    assert set(after) == {"ok", "role", "index", "bundles", "pending_changes", "last_round_error", "log"}
+    assert after["log"]["state"] == "ok" and after["log"]["signed_size"] == after["log"]["size"] > 0
 
 
 async def test_healthz_needs_no_token(api: Api) -> None:

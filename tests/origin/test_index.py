@@ -32,7 +32,7 @@ async def test_index_fields(make_api: AppFactory, keys_dir: Path, data_dir: Path
     # the public tree holds exactly the static layout
     public = DataDir(data_dir).public
     top = sorted(p.name for p in public.iterdir())
-    assert top == ["bundles", "index", "index.json", "root.json", "roots"]
+    assert top == ["bundles", "index", "index.json", "root.json", "roots", "tlog"]
     assert (public / "root.json").read_bytes() == (keys_dir / "root.json").read_bytes()
     assert (public / "roots" / "1.json").read_bytes() == (keys_dir / "roots" / "1.json").read_bytes()
     assert not list(DataDir(data_dir).tmp.iterdir())

@@ -1,0 +1,136 @@
+"""The witnesses' cosigned views of the log, and what the origin concludes from them.
+
+A policy witness with a URL publishes the checkpoint it accepted at
+``<url>/tlog/witness/<hex sha256(origin)>/checkpoint`` (the log signature and
+its own cosignature). The origin reads those views to gather cosignatures and,
+after every start, to check that it is not behind its own log (a restore from
+backup): :func:`judge`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tamizdat.bundles.tlog import Checkpoint, SignedCheckpoint, open_checkpoint
+from tamizdat.bundles.tlog.policy import PolicyWitness
+from tamizdat.bundles.tlog.trust import LogTrust
+from tamizdat.bundles.tlog.witness import origin_hash
+from tamizdat.errors import NetworkError, TamizdatError
+
+from ..httpclient import BoundedClient, ClientConfig
+
+MAX_VIEW_BYTES = 64 * 1024
+CLIENT_CONFIG = ClientConfig(
+    connect_timeout=5.0, read_timeout=10.0, total_timeout=20.0, max_document_bytes=MAX_VIEW_BYTES
+)
+
+OK = "ok"
+RESTORED = "restored-from-backup"
+WAITING = "waiting-for-witnesses"
+
+
+def view_url(base: str, origin: str) -> str:
+    """Where a witness at ``base`` publishes its view of the log ``origin``."""
+    return f"{base.rstrip('/')}/tlog/witness/{origin_hash(origin)}/checkpoint"
+
+
+@dataclass(frozen=True)
+class WitnessView:
+    """One witness's answer: a verified checkpoint, nothing (404), or an error."""
+
+    name: str
+    answered: bool
+    signed: SignedCheckpoint | None = None
+    cosigned_at: int | None = None  # this witness's own cosignature time on ``signed``
+    error: str | None = None
+
+    @property
+    def checkpoint(self) -> Checkpoint | None:
+        return self.signed.checkpoint if self.signed is not None else None
+
+
+def open_view(data: bytes, trust: LogTrust, witness: PolicyWitness) -> WitnessView:
+    """Verify a witness's view: our log's signature (origin pinned) and every known cosignature."""
+    policy = trust.policy
+    signed = open_checkpoint(data, policy.log_verifiers(trust.origin), policy.witness_verifiers(), origin=trust.origin)
+    return WitnessView(witness.name, True, signed, signed.cosigned_at().get(witness.verifier))
+
+
+async def fetch_view(client: BoundedClient, trust: LogTrust, witness: PolicyWitness) -> WitnessView:
+    """GET one witness's view; never raises (errors become an unanswered view)."""
+    assert witness.url is not None
+    try:
+        data = await client.fetch(view_url(witness.url, trust.origin), max_bytes=MAX_VIEW_BYTES)
+    except NetworkError as exc:
+        if exc.code == "http-404":
+            return WitnessView(witness.name, True)  # it has seen nothing of this log yet
+        return WitnessView(witness.name, False, error=exc.message)
+    except TamizdatError as exc:
+        return WitnessView(witness.name, False, error=exc.message)
+    try:
+        return await asyncio.to_thread(open_view, data, trust, witness)
+    except TamizdatError as exc:
+        return WitnessView(witness.name, False, error=f"its view does not verify: {exc.message}")
+
+
+async def fetch_views(client: BoundedClient, trust: LogTrust) -> list[WitnessView]:
+    """The views of every policy witness that has a URL, fetched in parallel."""
+    witnesses = [w for w in trust.policy.witnesses if w.url]
+    return list(await asyncio.gather(*(fetch_view(client, trust, w) for w in witnesses)))
+
+
+def ahead(shown: Checkpoint, last: Checkpoint | None) -> bool:
+    """Whether ``shown`` (signed by our log key) is one this origin does not know it signed."""
+    if last is None:
+        return shown.size > 0
+    return shown.size > last.size or (shown.size == last.size and shown.root != last.root)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """May the origin sign? ``state`` is ``ok``, ``restored-from-backup`` or ``waiting-for-witnesses``."""
+
+    state: str
+    message: str
+
+    @property
+    def may_sign(self) -> bool:
+        return self.state == OK
+
+
+def judge(
+    views: Sequence[WitnessView], trust: LogTrust, last: Checkpoint | None, local: Checkpoint | None = None
+) -> Verdict:
+    """Decide whether signing may start, from the witnesses' views (and the public checkpoint file).
+
+    - Any view (or ``local``, the checkpoint found in the public tree) showing a
+      checkpoint signed by our log key that is larger than ``last``, or of the
+      same size with another root: refuse (``restored-from-backup``).
+    - Otherwise, with ``quorum none``: sign.
+    - Otherwise the witnesses that answered (a view or 404) must be a quorum's
+      worth; if the witnesses with URLs cannot form a quorum at all, every one of
+      them must have answered. Until then: ``waiting-for-witnesses``.
+    """
+    shown = [("the public tree's tlog/checkpoint", local)] if local is not None else []
+    shown += [(f"witness {v.name}", v.checkpoint) for v in views if v.checkpoint is not None]
+    for who, cp in shown:
+        if cp is not None and ahead(cp, last):
+            mine = f"size {last.size}" if last is not None else "nothing"
+            return Verdict(
+                RESTORED,
+                f"{who} shows a checkpoint of size {cp.size} signed by this log's key, but this origin's state "
+                f"records {mine} as its last signed checkpoint: its state is older than its log (restored from a "
+                "backup?). The origin will not sign until that is resolved (docs/operator-origin.md, "
+                '"Transparency log").',
+            )
+    policy = trust.policy
+    if policy.quorum is None:
+        return Verdict(OK, "quorum none: signing")
+    answered = {v.name for v in views if v.answered}
+    with_url = {w.name for w in policy.witnesses if w.url}
+    if policy.satisfied(answered) or (not policy.satisfied(with_url) and answered >= with_url):
+        return Verdict(OK, "the witnesses show nothing newer than this origin's last checkpoint")
+    silent = sorted(with_url - answered)
+    return Verdict(WAITING, f"waiting for a quorum of witnesses to answer (no answer from {', '.join(silent)})")
