@@ -287,6 +287,22 @@ class Root:
         return dict(sorted(self.signing_keys_for("log").items()))
 
 
+def _link_back(env: Envelope, root: Root, later_env: Envelope, later: Root, s_gap: str, s_sig: str) -> None:
+    """Root ``root`` is the version before ``later`` and both carry its keys' threshold."""
+    if root.version != later.version - 1:
+        raise SignatureError(
+            f"root chain jumps from version {root.version} to {later.version}", code="root-chain-gap", step=s_gap
+        )
+    for signed, what in ((later_env, f"root version {later.version}"), (env, f"root version {root.version} itself")):
+        count = len(signed.signed_by(root.root_keys))
+        if count < root.threshold:
+            raise SignatureError(
+                f"{what} has {count} valid signature(s) of version {root.version}'s keys, {root.threshold} needed",
+                code="root-chain-signature",
+                step=s_sig,
+            )
+
+
 @dataclass(frozen=True)
 class RootChain:
     """A verified run of roots; ``newest`` governs every signing-key decision."""
@@ -352,7 +368,7 @@ def _walk(
     trusted: bytes | None = None,
     steps: tuple[str, str, str, str] = ("12", "13", "14", "15"),
 ) -> RootChain:
-    """Walk root versions from a trust anchor to the newest one.
+    """Walk root versions from a trust anchor to the newest one; every carried root must verify.
 
     The anchor is either ``pinned_keyid`` (the lowest version that lists that
     root key and is signed by it starts the chain) or ``trusted`` (a root
@@ -362,12 +378,16 @@ def _walk(
     (bundle steps 12-15 by default): parse, anchor, consecutive versions,
     signatures of both versions.
 
-    With a ``trusted`` anchor of version V, carried roots older than V are
-    authenticated backwards: root V-1 belongs to the chain if root V carries a
+    Carried roots older than the anchor are authenticated backwards, right
+    after the anchor is found: root V-1 belongs to the chain if root V carries a
     threshold of valid signatures from V-1's keys and V-1 is signed by its own,
-    and so on down. They only
-    extend ``RootChain.roots`` (so the publisher's first root key id stays
-    known); the newest root still governs every decision.
+    and so on down; one that does not is an error (``root-chain-gap``,
+    ``root-chain-signature``), so a bundle carries no byte the publisher did not
+    sign. They only extend ``RootChain.roots`` (so the publisher's first root key
+    id stays known); the newest root still governs every decision. With a
+    ``trusted`` anchor, a carried copy of its version must hold the same
+    payload, and carried roots that end more than one version below it cannot
+    be linked to it: they decide nothing.
     """
     s_parse, s_anchor, s_gap, s_sig = steps
     if (pinned_keyid is None) == (trusted is None):
@@ -376,29 +396,23 @@ def _walk(
         raise FormatError("root chain is too long", code="root-chain", step=s_parse)
     # Every carried root parses strictly.
     parsed = [parse_root_envelope(d, step=s_parse) for d in documents]
-    raw = list(documents)
+    carried = [(e, r, b) for (e, r), b in zip(parsed, documents, strict=True)]
 
-    # The anchor.
+    # The anchor, and the carried roots below it (newest first).
     if trusted is not None:
         env, root = parse_root_envelope(trusted, step=s_anchor)
         verify_self_signed(env, root, step=s_anchor)
-        chain: list[Root] = [root]
-        chain_raw: list[bytes] = [trusted]
-        rest = [(e, r, b) for (e, r), b in zip(parsed, raw, strict=True) if r.version > root.version]
-        older = {r.version: (e, r, b) for (e, r), b in zip(parsed, raw, strict=True) if r.version < root.version}
-        later_env = env
-        while chain[0].version - 1 in older:
-            prev_env, prev, prev_raw = older[chain[0].version - 1]
-            # Root V-1's keys signed root V, and root V-1 carries its own keys' signatures:
-            # only then is its whole payload the publisher's.
-            if (
-                len(later_env.signed_by(prev.root_keys)) < prev.threshold
-                or len(prev_env.signed_by(prev.root_keys)) < prev.threshold
-            ):
-                break
-            chain.insert(0, prev)
-            chain_raw.insert(0, prev_raw)
-            later_env = prev_env
+        anchor: tuple[Envelope, Root, bytes] = (env, root, trusted)
+        for e, r, _ in carried:
+            if r.version == root.version and e.payload != env.payload:
+                raise SignatureError(
+                    f"the carried root version {r.version} differs from the trusted one",
+                    code="root-chain-signature",
+                    step=s_sig,
+                )
+        rest = [c for c in carried if c[1].version > root.version]
+        older = [c for c in carried if c[1].version < root.version]
+        below = older[::-1] if older and older[-1][1].version == root.version - 1 else []
     else:
         assert pinned_keyid is not None
         start = None
@@ -422,8 +436,18 @@ def _walk(
                 code="root-bad-signature",
                 step=s_anchor,
             )
-        chain, chain_raw = [root], [raw[start]]
-        rest = [(e, r, b) for (e, r), b in zip(parsed[start + 1 :], raw[start + 1 :], strict=True)]
+        anchor = carried[start]
+        rest = carried[start + 1 :]
+        below = carried[:start][::-1]
+
+    chain: list[Root] = [anchor[1]]
+    chain_raw: list[bytes] = [anchor[2]]
+    later_env = anchor[0]
+    for prev_env, prev, prev_raw in below:
+        _link_back(prev_env, prev, later_env, chain[0], s_gap, s_sig)
+        chain.insert(0, prev)
+        chain_raw.insert(0, prev_raw)
+        later_env = prev_env
 
     # Each next version is exactly N+1, signed by N's and its own root keys.
     for env, root, data in rest:

@@ -721,6 +721,97 @@ def _not_by_itself(ctx: Ctx) -> bytes:
     return repack(ctx.files, **{"meta/roots/2.json": _root_env(_rotated_root(ctx, new), [GOLDEN_ROOT_KEY])})
 
 
+def _forged_root_one(ctx: Ctx, edit: Callable[[dict[str, object]], None]) -> bytes:
+    """The article with a genuine root 2 (rotate-signing: it still lists the pinned key) and root 1 edited."""
+    keydir = ctx.keydir(f"below{edit.__name__}")
+    with fixed_key_generation("below"):
+        keydir.rotate_signing(now=T_ROTATE_SIGNING)
+    env = json.loads(ctx.files["meta/roots/1.json"])
+    edit(env)
+    root2 = (keydir.path / "roots" / "2.json").read_bytes()
+    return repack(ctx.files, **{"meta/roots/1.json": envelope_bytes(env), "meta/roots/2.json": root2})
+
+
+def _forge_publisher(env: dict[str, object]) -> None:
+    doc = json.loads(base64.b64decode(str(env["payload"])))
+    doc["publisher"] = "Ministry of Truth"
+    env["payload"] = base64.b64encode(compact_json(doc)).decode()
+
+
+def _flip_root_signature(env: dict[str, object]) -> None:
+    sigs = env["signatures"]
+    assert isinstance(sigs, list)
+    sigs[0]["sig"] = base64.b64encode(flip(base64.b64decode(sigs[0]["sig"]), 10)).decode()
+
+
+@bad(
+    "forged-root-below-anchor.zip",
+    15,
+    "root-chain-signature",
+    "root 1's publisher forged (its signature no longer verifies); root 2, which also lists the pinned key, anchors",
+)
+def _forged_below(ctx: Ctx) -> bytes:
+    return _forged_root_one(ctx, _forge_publisher)
+
+
+@bad(
+    "root-below-anchor-signature-flipped.zip",
+    15,
+    "root-chain-signature",
+    "a bit of root 1's signature flipped; root 2, which also lists the pinned key, anchors",
+)
+def _flipped_below(ctx: Ctx) -> bytes:
+    return _forged_root_one(ctx, _flip_root_signature)
+
+
+NEW_ROOT_KEY = SigningKey.from_seed(seed("below-new generated 1"))  # what rotate-root makes under that label
+
+
+def _rotated_root_two(ctx: Ctx, label: str) -> bytes:
+    keydir = ctx.keydir(label)
+    with fixed_key_generation("below-new"):
+        keydir.rotate_root(now=T_ROTATE_ROOT)
+    assert NEW_ROOT_KEY.keyid in keydir.chain().newest.root_keys
+    return (keydir.path / "roots" / "2.json").read_bytes()
+
+
+@bad(
+    "root-below-anchor-not-vouched.zip",
+    15,
+    "root-chain-signature",
+    "pinned to root 2's new key: root 1 is another publisher's own self-signed root, root 2 was not signed by its keys",
+    root_keyid=NEW_ROOT_KEY.keyid,
+)
+def _not_vouched_below(ctx: Ctx) -> bytes:
+    doc = root_doc(ctx)
+    doc["root_keys"] = [{"keyid": OTHER_ROOT_KEY.keyid, "public": OTHER_ROOT_KEY.public.b64()}]
+    return repack(
+        ctx.files,
+        **{
+            "meta/roots/1.json": _root_env(doc, [OTHER_ROOT_KEY]),
+            "meta/roots/2.json": _rotated_root_two(ctx, "not-vouched"),
+        },
+    )
+
+
+@bad(
+    "root-below-anchor-gap.zip",
+    14,
+    "root-chain-gap",
+    "pinned to root 2's new key: meta/roots/1.json holds a root version 7 (signed by the old root key)",
+    root_keyid=NEW_ROOT_KEY.keyid,
+)
+def _gap_below(ctx: Ctx) -> bytes:
+    doc = {**root_doc(ctx), "version": 7}
+    return repack(
+        ctx.files,
+        **{
+            "meta/roots/1.json": _root_env(doc, [GOLDEN_ROOT_KEY]),
+            "meta/roots/2.json": _rotated_root_two(ctx, "gap-below"),
+        },
+    )
+
+
 # Step 16-17: the manifest envelope and its signature.
 
 

@@ -138,11 +138,24 @@ def test_chain_from_a_trusted_root_authenticates_older_carried_roots_backwards()
     assert [r.version for r in only_new.roots] == [3]
 
 
-def test_an_older_root_the_trusted_one_does_not_vouch_for_is_left_out() -> None:
+def test_an_older_root_the_trusted_one_does_not_vouch_for_is_rejected() -> None:
     _, forged = parse_root_envelope(ROOTS[0])
     stranger = dsse.sign(dsse.ROOT_TYPE, forged.to_payload(), [OTHER_ROOT_KEY]).to_bytes()
-    chain = verify_root_chain([stranger, ROOTS[1]], trusted=ROOTS[1], steps=STEPS)
-    assert [r.version for r in chain.roots] == [2]
+    assert _reject([stranger, ROOTS[1]], trusted=ROOTS[1]) == ("15", "root-chain-signature")
+    # Not linked to the trusted root (version 2 is not carried): it decides nothing.
+    assert [r.version for r in verify_root_chain([stranger], trusted=ROOTS[2]).roots] == [3]
+
+
+def test_a_carried_copy_of_the_trusted_version_must_match_it() -> None:
+    env = json.loads(ROOTS[1])
+    env["payload"] = base64.b64encode(_forged_publisher(ROOTS[1])).decode()
+    assert _reject([ROOTS[0], envelope_bytes(env), ROOTS[2]], trusted=ROOTS[1]) == ("15", "root-chain-signature")
+
+
+def _forged_publisher(envelope: bytes) -> bytes:
+    doc = json.loads(base64.b64decode(json.loads(envelope)["payload"]))
+    doc["publisher"] = "Ministry of Truth"
+    return compact_json(doc)
 
 
 def test_chain_needs_exactly_one_anchor() -> None:
@@ -173,13 +186,48 @@ def test_pinned_id_must_have_signed_the_anchor() -> None:
     assert verify_root_chain([env], pinned_keyid=other.keyid).newest.version == 1
 
 
-def test_anchor_is_the_lowest_root_signed_by_the_pinned_key() -> None:
-    """Pinned to the key that version 3 introduced (rotate-root), the chain starts at version 3."""
+def _v3_root_keyid() -> str:
     v3 = json.loads(base64.b64decode(json.loads(ROOTS[2])["payload"]))
     new_id = sorted(k["keyid"] for k in v3["root_keys"])[0]
     assert new_id != GOLDEN_ROOT_KEYID
-    chain = verify_root_chain(ROOTS, pinned_keyid=new_id, steps=STEPS)
-    assert [r.version for r in chain.roots] == [3]
+    return new_id
+
+
+def test_anchor_is_the_lowest_root_signed_by_the_pinned_key() -> None:
+    """Pinned to the key that version 3 introduced (rotate-root), version 3 anchors; 1-2 join backwards."""
+    chain = verify_root_chain(ROOTS, pinned_keyid=_v3_root_keyid(), steps=STEPS)
+    assert [r.version for r in chain.roots] == [1, 2, 3] and chain.envelopes == tuple(ROOTS)
+    assert [r.version for r in verify_root_chain(ROOTS[2:], pinned_keyid=_v3_root_keyid()).roots] == [3]
+
+
+def _flipped_signature(envelope: bytes) -> bytes:
+    env = json.loads(envelope)
+    sig = bytearray(base64.b64decode(env["signatures"][0]["sig"]))
+    sig[5] ^= 1
+    env["signatures"][0]["sig"] = base64.b64encode(bytes(sig)).decode()
+    return envelope_bytes(env)
+
+
+def _with_payload(envelope: bytes, payload: bytes) -> bytes:
+    env = json.loads(envelope)
+    env["payload"] = base64.b64encode(payload).decode()
+    return envelope_bytes(env)
+
+
+@pytest.mark.parametrize("pinned", ["first", "v3"])
+def test_every_carried_root_below_the_anchor_must_verify(pinned: str) -> None:
+    """A forged root 1 that lists the pinned key is not skipped: root 2 anchors, and root 1 must still verify."""
+    keyid = GOLDEN_ROOT_KEYID if pinned == "first" else _v3_root_keyid()
+    forged_payload = _with_payload(ROOTS[0], _forged_publisher(ROOTS[0]))
+    stranger = dsse.sign(dsse.ROOT_TYPE, parse_root_envelope(ROOTS[0])[1].to_payload(), [OTHER_ROOT_KEY]).to_bytes()
+    for root1 in (_flipped_signature(ROOTS[0]), forged_payload, stranger):
+        assert _reject([root1, *ROOTS[1:]], pinned_keyid=keyid) == ("15", "root-chain-signature")
+    # Root 2 forged below a version-3 anchor: version 3 was not signed by it.
+    if pinned == "v3":
+        forged2 = _with_payload(ROOTS[1], _forged_publisher(ROOTS[1]))
+        assert _reject([ROOTS[0], forged2, ROOTS[2]], pinned_keyid=keyid) == ("15", "root-chain-signature")
+        assert _reject([ROOTS[0], ROOTS[2]], pinned_keyid=keyid) == ("14", "root-chain-gap")
+        assert _reject([ROOTS[2], ROOTS[2]], pinned_keyid=keyid) == ("14", "root-chain-gap")
 
 
 def test_untrusted_self_signed_trusted_root_is_refused() -> None:

@@ -533,6 +533,15 @@ async function verifyRootChain(docs, pinned) {
   if (start < 0) fail(13, "root-not-pinned");
   await threshold(parsed[start][0], parsed[start][1].rootKeys, parsed[start][1].threshold, 13, "root-bad-signature");
   const chain = [parsed[start][1]];
+  // Every carried root below the anchor verifies too, walking down: exactly one version older
+  // (step 14), its keys' threshold on the version above and on itself (step 15).
+  for (let i = start - 1; i >= 0; i--) {
+    const [env, prev] = parsed[i];
+    if (prev.version !== chain[0].version - 1) fail(14, "root-chain-gap");
+    await threshold(parsed[i + 1][0], prev.rootKeys, prev.threshold, 15, "root-chain-signature");
+    await threshold(env, prev.rootKeys, prev.threshold, 15, "root-chain-signature");
+    chain.unshift(prev);
+  }
   for (const [env, root] of parsed.slice(start + 1)) {
     const prev = chain[chain.length - 1];
     // Step 14: exactly one version newer. Step 15: signed by both versions' thresholds.

@@ -17,12 +17,12 @@ deterministically (seeded), by operators at two levels:
 Every mutated file is given to ``verify_bundle``. It must be rejected with a
 ``RejectedError`` (any other exception is a failure), or accepted with exactly
 the original bundle id and entry contents (a mutation of bits no reader sees).
-Two outcomes are counted apart, not failed (see judge()): the carried root
+One outcome is counted apart, not failed (see judge()): the carried root
 chain (``meta/roots/N.json``) is not covered by the manifest's signature, so
 genuine roots of the same publisher added, or the newest dropped, still verify
-with the same id, manifest and files; and a forged or corrupted root below
-the chain's anchor is never checked (a bug, pinned by the xfail test
-test_forged_root_below_the_anchor_is_rejected).
+with the same id, manifest and files. A forged or corrupted carried root that
+is accepted anywhere in the chain (the bug once found below the chain's
+anchor, test_forged_root_below_the_anchor_is_rejected) fails the test.
 """
 
 from __future__ import annotations
@@ -310,8 +310,8 @@ def judge(o: Original, mutated: bytes) -> str:
       chain is walked from the pinned key id, docs/format.md steps 11-15), so they can be added or the
       newest dropped; see docs/reliability.md;
     - "accepted-unverified-root": the same id, manifest and files, but a carried root that the publisher
-      never signed (a forged or corrupted ``meta/roots/1.json`` below the chain's anchor is never checked:
-      the bug pinned by test_forged_root_below_the_anchor_is_rejected);
+      never signed (fixed: a forged ``meta/roots/1.json`` below the chain's anchor was once never checked,
+      see test_forged_root_below_the_anchor_is_rejected); fails the test;
     - "accepted-CHANGED": anything else accepted: the bug this test hunts.
     """
     try:
@@ -355,23 +355,14 @@ def _forge_publisher(env: dict[str, object]) -> None:
 
 def test_forged_root_below_the_anchor_is_rejected() -> None:
     """A bundle carrying roots 1-3 whose ``meta/roots/1.json`` lists the pinned key but does not verify (a
-    flipped signature byte, or a forged payload: another publisher name) must be rejected: every byte a
-    valid bundle carries is the publisher's. Found by the 10,000-mutation run (edit_entry_byte, #4271)."""
+    flipped signature byte, or a forged payload: another publisher name) is rejected: every byte a valid
+    bundle carries is the publisher's. Found by the 10,000-mutation run (edit_entry_byte, #4271); fixed by
+    authenticating every carried root below the anchor (docs/format.md step 13)."""
     o = load("rotated.zip")
-    accepted = []
     for edit in (_flip_signature, _forge_publisher):
-        mutated = _with_root_one(o, edit)
-        try:
-            verify_bundle(io.BytesIO(mutated), root_keyid=ROOT_KEYID)
-        except RejectedError:
-            continue
-        accepted.append(edit.__name__)
-    if accepted:
-        pytest.xfail(
-            f"verifier: {accepted} in meta/roots/1.json of a 3-root bundle still verify: step 13 anchors the "
-            "chain at the lowest root that lists the pinned key AND verifies, so a forged root 1 is skipped and "
-            "root 2 anchors; nothing checks the roots below the anchor (bundles/verify.py, docs/format.md step 13)"
-        )
+        with pytest.raises(RejectedError) as info:
+            verify_bundle(io.BytesIO(_with_root_one(o, edit)), root_keyid=ROOT_KEYID)
+        assert (info.value.step, info.value.code) == ("15", "root-chain-signature"), edit.__name__
 
 
 @pytest.mark.slow
@@ -404,7 +395,7 @@ def test_random_mutations_never_accepted_with_changed_content(figures: Figures) 
         f"({len(codes)} distinct step:code), {total['accepted-same']} accepted with identical content, "
         f"{total['accepted-roots']} accepted with identical content and another genuine root chain, "
         f"{total['accepted-unverified-root']} accepted with identical content and a carried root that does not "
-        f"verify (bug, see test_forged_root_below_the_anchor_is_rejected), "
+        f"verify, "
         f"{total['identical']} no-op, {len(changed)} accepted with changed content",
         mutations=MUTATIONS,
         outcomes=dict(total),
@@ -412,4 +403,5 @@ def test_random_mutations_never_accepted_with_changed_content(figures: Figures) 
         codes=dict(codes.most_common()),
     )
     assert not changed, changed[:10]
+    assert not total["accepted-unverified-root"], "a carried root that does not verify was accepted"
     assert sum(total.values()) == MUTATIONS
