@@ -1,9 +1,11 @@
 """``mirror export``: the served tree as plain files for a USB stick, a web server, a CDN or a bucket.
 
 The layout is ``DATA/public`` exactly (root.json, roots/<N>.json,
-index/<sha256>.json, bundles/<id>.zip, index.json), with ``index.json``
-written last after everything it lists is in place and flushed, so a reader
-of a half-written stick sees the previous complete tree. Bundles are
+index/<sha256>.json, bundles/<id>.zip and <id>.tlog-proof, the log's
+``tlog/`` tree, index.json), with ``index.json`` written last after everything
+it lists is in place and flushed, so a reader of a half-written stick sees the
+previous complete tree. Log tiles go before ``tlog/checkpoint`` and the proofs
+that name it. Bundles are
 hard-linked when the destination shares the filesystem, copied otherwise.
 Files the exported index no longer lists (retracted, pruned) are removed
 afterwards. Importing is simply syncing from the directory as an upstream.
@@ -26,7 +28,8 @@ from tamizdat.server.datadir import DataDir, sync_filesystem
 from .state import StateStore
 from .trust import TrustedState
 
-_HEX = re.compile(r"\A[0-9a-f]{64}\.(zip|json)\Z")
+_HEX = re.compile(r"\A[0-9a-f]{64}\.(zip|json|tlog-proof)\Z")
+_LOG_LAST = ("tlog/checkpoint", "tlog/index.tlog-proof")  # name a checkpoint: after the tiles
 
 
 @dataclass
@@ -38,6 +41,7 @@ class ExportSummary:
     unchanged: int = 0
     removed: int = 0
     bytes: int = 0
+    log_files: int = 0
 
 
 def _same(path: Path, src: Path, size: int, sha256: str) -> bool:
@@ -109,6 +113,16 @@ def export_tree(data: DataDir, root_keyid: str, dest: Path) -> ExportSummary:
                 summary.unchanged += 1
                 continue
             _place(src, target, summary)
+        log_files = _log_files(data.public)
+        for rel in log_files:
+            if rel not in _LOG_LAST:
+                _copy_small(data.public / rel, dest / rel)
+        for bundle_id in plan.wanted:
+            proof = data.bundles / f"{bundle_id}.tlog-proof"
+            if proof.exists() and f"{bundle_id}.zip" in wrote_bundles:
+                _copy_small(proof, dest / "bundles" / proof.name)
+                wrote_bundles.add(proof.name)
+        summary.log_files = len(log_files)
         for ref in signed.index.shards:
             target = dest / "index" / f"{ref.sha256}.json"
             if target.exists() and target.stat().st_size == ref.size:
@@ -118,6 +132,9 @@ def export_tree(data: DataDir, root_keyid: str, dest: Path) -> ExportSummary:
             _write(dest / "roots" / f"{root.version}.json", doc)
         _write(dest / "root.json", trust.chain.envelopes[-1])
         sync_filesystem(dest)  # everything index.json lists is on the medium before it
+        for rel in _LOG_LAST:
+            if rel in log_files:
+                _copy_small(data.public / rel, dest / rel)
         _write(dest / "index.json", signed.raw)
         keep_shards = {f"{ref.sha256}.json" for ref in signed.index.shards}
         for sub, keep in (("bundles", wrote_bundles), ("index", keep_shards)):
@@ -126,5 +143,37 @@ def export_tree(data: DataDir, root_keyid: str, dest: Path) -> ExportSummary:
                     with contextlib.suppress(FileNotFoundError):
                         (dest / sub / name).unlink()
                         summary.removed += 1
+        _remove_stale_log(dest, set(log_files))
         sync_filesystem(dest)
         return summary
+
+
+def _log_files(public: Path) -> list[str]:
+    """Every regular file under ``public/tlog`` (relative to ``public``), tiles first."""
+    base = public / "tlog"
+    out: list[str] = []
+    for folder, _dirs, files in os.walk(base):
+        for name in files:
+            path = Path(folder) / name
+            if not name.startswith(".tmp-") and path.is_file() and not path.is_symlink():
+                out.append(path.relative_to(public).as_posix())
+    return sorted(out, key=lambda rel: (not rel.startswith("tlog/tile/"), rel))
+
+
+def _copy_small(src: Path, dest: Path) -> None:
+    """Copy a small file unless ``dest`` already holds the same bytes."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _write(dest, src.read_bytes())
+
+
+def _remove_stale_log(dest: Path, keep: set[str]) -> None:
+    """Log files the source no longer has (collected partial tiles, an old index proof)."""
+    base = dest / "tlog"
+    for folder, _dirs, files in os.walk(base, topdown=False):
+        for name in files:
+            rel = (Path(folder) / name).relative_to(dest).as_posix()
+            if rel not in keep:
+                with contextlib.suppress(FileNotFoundError):
+                    (Path(folder) / name).unlink()
+        with contextlib.suppress(OSError):
+            Path(folder).rmdir()  # only when empty
