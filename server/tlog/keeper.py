@@ -35,6 +35,7 @@ from tamizdat.bundles.tlog import (
     Checkpoint,
     Ed25519Signer,
     Note,
+    TileBatch,
     TileError,
     TreeBuilder,
     check_extends,
@@ -89,13 +90,13 @@ class SeenWitness:
     time: int
 
 
-def _rebuild(entries: list[bytes]) -> TreeBuilder:
+def _rebuild(entries: list[bytes]) -> tuple[TreeBuilder, TileBatch]:
     builder = TreeBuilder()
     builder.extend(entries)
-    return builder
+    return builder, builder.flush()
 
 
-def _extend(builder: TreeBuilder, entries: list[bytes]) -> Any:
+def _extend(builder: TreeBuilder, entries: list[bytes]) -> TileBatch:
     builder.extend(entries)
     return builder.flush()
 
@@ -330,11 +331,12 @@ class LogKeeper:
                         code="log-state",
                     ) from None
                 entries = await leaves.read_entries(tx, 0, size)
-            builder = await asyncio.to_thread(_rebuild, entries)
+            builder, batch = await asyncio.to_thread(_rebuild, entries)
             if builder.root() != root:
                 raise UsageError(
                     "the state database's log leaves do not hash to the last signed checkpoint", code="log-state"
                 ) from None
+            await asyncio.to_thread(tree.write_batch, self.files, batch)  # every tile of the signed size again
         else:
             await self._check_tail(size)
         self._builder = builder

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from tamizdat.bundles.tlog import Leaf, LeafKind, SignedCheckpoint, TreeBuilder
+from aiohttp import web
+
+from tamizdat.bundles.tlog import (
+    Checkpoint,
+    CosignatureSigner,
+    Ed25519Signer,
+    Leaf,
+    LeafKind,
+    Note,
+    SignedCheckpoint,
+    TreeBuilder,
+    open_checkpoint,
+    sign_checkpoint,
+)
 from tamizdat.bundles.tlog.trust import LogTrust
 from tamizdat.keys import dsse
+from tamizdat.keys.ed25519 import SigningKey
 from tamizdat.keys.keydir import KeyDir
 from tamizdat.server.appkeys import ORIGIN
 from tamizdat.server.tlog.keeper import LogKeeper
@@ -82,5 +97,59 @@ def replay(rows: list[tuple[int, int, str, int]]) -> tuple[dict[str, bytes], Tre
     return files, builder
 
 
-def checkpoint_of(data_dir: Path, trust: LogTrust) -> SignedCheckpoint:
-    return trust.verify_checkpoint((data_dir / "public" / "tlog" / "checkpoint").read_bytes())
+def checkpoint_of(data_dir: Path, trust: LogTrust, *, quorum: bool = True) -> SignedCheckpoint:
+    """The public checkpoint, verified with the root's trust (log key, origin; the quorum unless told not to)."""
+    data = (data_dir / "public" / "tlog" / "checkpoint").read_bytes()
+    if quorum:
+        return trust.verify_checkpoint(data)
+    policy = trust.policy
+    return open_checkpoint(data, policy.log_verifiers(trust.origin), policy.witness_verifiers(), origin=trust.origin)
+
+
+class FakeWitness:
+    """A witness's static view on 127.0.0.1: serves ``note`` (404 while None) or fails with ``status``."""
+
+    def __init__(self, name: str = "mirror-a", seed: int = 7) -> None:
+        self.signer = CosignatureSigner(name, SigningKey.from_seed(bytes([seed]) * 32))
+        self.note: bytes | None = None
+        self.status = 200
+        self.paths: list[str] = []
+        self.app = web.Application()
+        self.app.router.add_get("/tlog/witness/{origin_hash}/checkpoint", self._view)
+
+    @property
+    def name(self) -> str:
+        return self.signer.name
+
+    def vkey(self) -> str:
+        return self.signer.verifier.vkey()
+
+    async def _view(self, request: web.Request) -> web.Response:
+        self.paths.append(request.path)
+        if self.status != 200:
+            return web.Response(status=self.status)
+        if self.note is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=self.note, content_type="text/plain")
+
+    def cosign(self, note: bytes, at: int | None = None) -> bytes:
+        """``note`` with this witness's cosignature added (as a witness publishes its view)."""
+        parsed = Note.parse(note)
+        line = self.signer.cosign(parsed.text, int(time.time()) if at is None else at)
+        return parsed.with_signatures([line]).to_bytes()
+
+
+def set_policy(offline: KeyDir, policy: str) -> LogTrust:
+    """Publish root N+1 with this witness policy; returns its trust."""
+    root = offline.set_log_policy(policy)
+    trust = LogTrust.from_root(root)
+    assert trust is not None
+    return trust
+
+
+def sign_with_log_key(keys_dir: Path, checkpoint: Checkpoint) -> bytes:
+    """A checkpoint signed with the origin's own log key (what a stolen key or an older state could show)."""
+    root = KeyDir(keys_dir).chain().newest
+    [keyid] = root.log_keys()
+    key = SigningKey.load(keys_dir / "signing" / f"{keyid}.pem")
+    return sign_checkpoint(checkpoint, [Ed25519Signer(checkpoint.origin, key)])
