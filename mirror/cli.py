@@ -145,6 +145,12 @@ def _text(summary: SyncSummary) -> str:
     )
     for err in summary.errors:
         lines.append(f"  {err['upstream']}: {err['kind']} {err['code']}: {err['message']}")
+    if summary.log:
+        report = summary.log
+        what = "cosigned" if report.get("cosigned") else "not cosigned this time"
+        lines.append(f"  log: {report['state']}, size {report.get('size')}, {what}, quorum {report.get('quorum')}")
+        if report.get("message"):
+            lines.append(f"    {report['message']}")
     return "\n".join(lines)
 
 

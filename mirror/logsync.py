@@ -385,6 +385,7 @@ class LogSync:
         # 4. The merged checkpoint, then proofs once the quorum is met.
         st.checkpoint = w.merged(merge)
         await asyncio.to_thread(self._publish, w, view)
+        await asyncio.to_thread(self._collect_garbage, st)  # only once tlog/checkpoint names the new size
 
     async def _extend(self, up: Upstream, w: LogWitness, offer: Offer, rnd: Round) -> None:
         fetched: dict[TileId, bytes] = {}
@@ -401,7 +402,6 @@ class LogSync:
         w.accept(offer, ext)
         self._contents = (w.state.origin, w.contents)
         await asyncio.to_thread(self.save_state, w.state)  # tiles are durable first, then the state names them
-        await asyncio.to_thread(self._collect_garbage, w.state)
         log.info("log extended to size %d", offer.size)
 
     def _peers(self, w: LogWitness, client: BoundedClient) -> list[tuple[Upstream, str, str | None]]:
@@ -456,11 +456,12 @@ class LogSync:
         assert st.checkpoint is not None
         self._write_public("tlog/checkpoint", st.checkpoint)
         index_at = w.index_leaf(view)
-        if not w.quorum(st.checkpoint):
-            if st.index_proof is not None and st.index_proof != view.payload_sha256:
-                with contextlib.suppress(FileNotFoundError):
-                    (self.tlog / "index.tlog-proof").unlink()
-                st.index_proof = None
+        quorum = w.quorum(st.checkpoint)
+        if (index_at is None or not quorum) and st.index_proof not in (None, view.payload_sha256):
+            with contextlib.suppress(FileNotFoundError):  # it proves an index this mirror no longer serves
+                (self.tlog / "index.tlog-proof").unlink()
+            st.index_proof = None
+        if not quorum:
             return
         size, note = st.size, st.checkpoint
         cache: dict[TileId, bytes] = {}

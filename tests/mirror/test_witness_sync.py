@@ -12,6 +12,7 @@ served.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
@@ -395,3 +396,54 @@ def test_witness_key_is_private(tmp_path: Path) -> None:
     again = ensure_witness_key(data)
     assert not again.created and again.vkey() == wk.vkey()
     assert data.settings()["witness_name"] == wk.name
+
+
+async def test_restart_rebuilds_the_log_view_from_own_tiles(logsim: Simulator, make_mirror: MirrorFactory) -> None:
+    sim = logsim
+    with sim.serve() as url:
+        m = make_mirror(sim.root_keyid, [url])
+        join(sim, {"a": (m, None)}, "quorum a\n")
+        assert (await m.sync()).ok
+        sim.add(1)
+        sim.publish()
+        again = Mirror(m.data, root_keyid=sim.root_keyid, upstreams=[url], config=m.config)
+        assert health(again, 300)["log"]["state"] == "ok"  # the saved report, before any sync
+        s = await again.sync()
+        assert s.log is not None and s.log["state"] == "ok" and s.log["size"] == sim.tree.size, s.log
+        # Damaged own tiles are noticed, never silently trusted.
+        own = m.data.public / "tlog" / "tile" / "entries" / "000.p" / str(sim.tree.size)
+        own.write_bytes(own.read_bytes()[:-1] + b"\x00")
+        third = Mirror(m.data, root_keyid=sim.root_keyid, upstreams=[url], config=m.config)
+        s = await third.sync()
+        assert s.ok and s.log is not None and s.log["state"] == "local-log", s.log
+
+
+async def test_partial_tiles_are_collected_after_the_grace_period(
+    logsim: Simulator, make_mirror: MirrorFactory
+) -> None:
+    from tamizdat.bundles.tlog.leaf import bundle_leaf
+
+    sim = logsim
+    offset = [0.0]
+
+    def clock() -> dt.datetime:
+        return timefmt.now() + dt.timedelta(seconds=offset[0])
+
+    far = timefmt.now() + dt.timedelta(days=30)
+    with sim.serve() as url:
+        m = make_mirror(sim.root_keyid, [url], clock=clock)
+        assert (await m.sync()).ok
+        partial = m.data.public / "tlog" / "tile" / "entries" / "000.p"
+        assert partial.is_dir()
+        # 300 leaves in one round: the first tile fills up (leaves no index lists: refused, but consistent).
+        fake = [bundle_leaf(hashlib.sha256(b"%d" % i).hexdigest()) for i in range(300)]
+        sim.publish(log_extra=fake, expires=far)
+        s = await m.sync()
+        assert s.log is not None and s.log["state"] == "unlisted-bundle" and s.log["size"] == sim.tree.size
+        assert (m.data.public / "tlog" / "tile" / "entries" / "000").is_file() and partial.is_dir()
+        offset[0] = 8 * 24 * 3600
+        sim.publish(expires=far)
+        s = await m.sync()
+        assert s.ok and s.log is not None, s.errors
+        assert not partial.exists() and not (m.data.public / "tlog" / "tile" / "0" / "000.p").exists()
+        assert (m.data.public / "tlog" / "tile" / "0" / "000").is_file()
