@@ -51,6 +51,7 @@ from . import packager
 from .datadir import DataDir, sync_filesystem
 from .keyring import Keyring, KeySnapshot
 from .store import Store, Tx
+from .tlog import proofs
 from .tlog.keeper import LogKeeper
 
 log = logging.getLogger("tamizdat.server.rounds")
@@ -417,7 +418,7 @@ class Publisher:
 
     def _remove_bundles(self, ids: Sequence[str]) -> None:
         for bid in ids:
-            for path in (self.data.bundle_path(bid), self.data.tmp / f"{bid}.zip"):
+            for path in (self.data.bundle_path(bid), self.data.tmp / f"{bid}.zip", proofs.proof_path(self.data, bid)):
                 path.unlink(missing_ok=True)
 
     def _remove_shards(self, names: Sequence[str]) -> None:

@@ -466,13 +466,12 @@ class LogKeeper:
     async def _write_proofs(self, note: bytes) -> None:
         """Proofs for every bundle leaf the (quorum-cosigned) ``note`` covers, and the index proof."""
         size = Checkpoint.parse(_note_text(note)).size
-        bundles = self.data.bundles
         while True:
             async with self.store.tx(write=False) as tx:
                 pending = await leaves.proofless_bundles(tx, size, PROOF_BATCH)
             if not pending:
                 break
-            done = await asyncio.to_thread(proofs.write_bundle_proofs, self.files, bundles, note, size, pending)
+            done = await asyncio.to_thread(proofs.write_bundle_proofs, self.files, self.data, note, size, pending)
             await asyncio.to_thread(sync_filesystem, self.data.root)
             async with self.store.tx() as tx:
                 await leaves.mark_proofs_done(tx, done)

@@ -14,6 +14,7 @@ from pathlib import Path
 from tamizdat.bundles.tlog import ProofFile, TileId, inclusion_proof_from_tiles
 from tamizdat.fsutil import atomic_write
 
+from ..datadir import DataDir
 from .tree import TileFiles
 
 PROOF_SUFFIX = ".tlog-proof"
@@ -33,23 +34,28 @@ class CachedTiles:
         return data
 
 
+def proof_path(data: DataDir, bundle_id: str) -> Path:
+    """``public/bundles/<id>.tlog-proof`` (removed with its bundle when it is retracted)."""
+    return data.bundles / f"{bundle_id}{PROOF_SUFFIX}"
+
+
 def proof_bytes(tiles: CachedTiles, index: int, note: bytes, size: int) -> bytes:
     proof = inclusion_proof_from_tiles(index, size, tiles.read)
     return ProofFile(index, tuple(proof), note).to_bytes()
 
 
 def write_bundle_proofs(
-    files: TileFiles, bundles: Path, note: bytes, size: int, pending: Sequence[tuple[int, str, bool]]
+    files: TileFiles, data: DataDir, note: bytes, size: int, pending: Sequence[tuple[int, str, bool]]
 ) -> list[int]:
     """Write the proof of each pending (leaf, bundle id, retracted) under ``note``; returns the leaves handled.
 
-    A retracted bundle gets none (its file is gone); an existing proof file is kept as it is.
+    A retracted bundle (its file is gone) gets none; an existing proof file is kept as it is.
     """
     tiles = CachedTiles(files)
     done: list[int] = []
     for index, bundle_id, retracted in pending:
-        path = bundles / f"{bundle_id}{PROOF_SUFFIX}"
-        if not retracted and not path.exists():
+        path = proof_path(data, bundle_id)
+        if not retracted and not path.exists() and data.bundle_path(bundle_id).exists():
             atomic_write(path, proof_bytes(tiles, index, note, size), durable=False)
         done.append(index)
     return done

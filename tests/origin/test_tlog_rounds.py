@@ -89,6 +89,12 @@ async def test_round_appends_bundles_in_creation_order_then_the_index(api: Api, 
 async def test_retraction_appends_a_retraction_leaf_after_the_bundle(api: Api, data_dir: Path) -> None:
     bid = await _bundle_id(api, "r1")
     await api.flush()
+    proof = data_dir / "public" / "bundles" / f"{bid}.tlog-proof"
+
+    async def proven() -> bool:
+        return proof.exists()
+
+    await wait_for(proven)
     before = len(db_leaves(data_dir))
     status, _ = await api.call("POST", "/api/v1/articles/r1/retraction", {"reason": "wrong"})
     assert status == 200
@@ -98,7 +104,8 @@ async def test_retraction_appends_a_retraction_leaf_after_the_bundle(api: Api, d
     assert [(r[1], r[2]) for r in new[:-1]] == [(LeafKind.RETRACTION, bid)]
     assert new[-1][1] == LeafKind.INDEX
     assert [r[0] for r in rows if (r[1], r[2]) == (LeafKind.BUNDLE, bid)] < [new[0][0]]
-    # retracting again is refused; a further round appends only its index leaf
+    assert not proof.exists()  # removed with the bundle's file
+    # the next round logs new bundles only: the retraction is not logged twice
     await api.call("POST", "/api/v1/articles", article("r2"))
     await api.flush()
     assert [r[1] for r in db_leaves(data_dir)[len(rows) :]] == [LeafKind.BUNDLE, LeafKind.INDEX]
