@@ -2,12 +2,13 @@
 
 The page's sources live in ``bundles/verifier/``: ``verify.html`` (markup and
 inline CSS), ``core.js`` (the numbered verification steps of docs/format.md,
-no DOM), ``ui.js`` (inputs, verdict, reading) and ``frame.css`` (the sandboxed
-reading frame). :func:`page_bytes` inlines the scripts and writes the
-Content-Security-Policy with the hashes of exactly the script and styles it
-ships, so the result is byte-identical for everyone who builds it from the same
-sources. Origin, mirrors and the signed index use :func:`page_bytes` and
-:func:`page_sha256`; readers compare that hash with the file they hold.
+no DOM), ``tlog.js`` (log proofs, docs/transparency.md, no DOM), ``ui.js``
+(inputs, verdict, reading) and ``frame.css`` (the sandboxed reading frame).
+:func:`page_bytes` inlines the scripts and writes the Content-Security-Policy
+with the hashes of exactly the script and styles it ships, so the result is
+byte-identical for everyone who builds it from the same sources. Origin,
+mirrors and the signed index use :func:`page_bytes` and :func:`page_sha256`;
+readers compare that hash with the file they hold.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tamizdat.clikit import emit, guarded, json_option
 from tamizdat.fsutil import atomic_write
 
 PAGE_NAME = "verify.html"
-SOURCES = ("verify.html", "core.js", "ui.js", "frame.css")
+SOURCES = ("verify.html", "core.js", "tlog.js", "ui.js", "frame.css")
 
 
 def _source(name: str) -> str:
@@ -122,7 +123,7 @@ def build_page() -> bytes:
     frame_css = _source("frame.css")
     core = _source("core.js")
     core = core[: core.index("// @node-only")]
-    js = compact_js(core) + compact_js(_source("ui.js"))
+    js = compact_js(core) + compact_js(_source("tlog.js")) + compact_js(_source("ui.js"))
     js = js.replace('"{{FRAME_CSS}}"', json.dumps(frame_css), 1).replace("{{FRAME_CSS_HASH}}", csp_hash(frame_css), 1)
     if "{{" in js or re.search(r"</script|<!--", js, re.IGNORECASE):
         raise RuntimeError("verifier script cannot be inlined safely")

@@ -48,6 +48,14 @@
       r_publisher: "The list of contents names a different publisher.",
       r_files: "Files were added to or removed from the bundle after it was signed.",
       r_changed: "The contents were changed after they were signed.",
+      proofLabel: "Log proof (.tlog-proof), optional",
+      proofHelp: "A proof that the publisher's public log lists this file, confirmed by independent mirrors. It usually sits next to the bundle.",
+      logOk: "In the publisher's public log as entry #{index} of {size}, confirmed by {witnesses} as of {time}.",
+      logOkAlone: "In the publisher's public log as entry #{index} of {size} (the publisher asks for no confirmation by mirrors).",
+      logNone: "The publisher keeps no public log.",
+      logNoProof: "Not checked against the publisher's public log: no proof file was given.",
+      logBad: "Warning: this proof does not show the file in the publisher's public log. The signature is valid, but be careful: a file signed with a stolen key would look like this.",
+      logNoQuorum: "Warning: too few of the publisher's mirrors have confirmed this proof (or their confirmations are dated in the future).",
     },
     ru: {
       doctitle: "Проверка файла", h1: "Проверка пакета", langName: "Русский", lang: "Язык",
@@ -91,6 +99,14 @@
       r_publisher: "В списке содержимого указан другой издатель.",
       r_files: "После подписи в пакет добавили файлы или удалили их из него.",
       r_changed: "Содержимое изменено после подписи.",
+      proofLabel: "Доказательство записи в журнале (.tlog-proof), необязательно",
+      proofHelp: "Доказательство того, что файл внесён в открытый журнал издателя и это подтвердили независимые зеркала. Обычно лежит рядом с пакетом.",
+      logOk: "Есть в открытом журнале издателя: запись №{index} из {size}; подтвердили {witnesses} по состоянию на {time}.",
+      logOkAlone: "Есть в открытом журнале издателя: запись №{index} из {size} (издатель не требует подтверждения зеркал).",
+      logNone: "Издатель не ведёт открытого журнала.",
+      logNoProof: "Не сверено с открытым журналом издателя: файл доказательства не выбран.",
+      logBad: "Внимание: это доказательство не показывает файл в открытом журнале издателя. Подпись верна, но будьте осторожны: так выглядел бы файл, подписанный украденным ключом.",
+      logNoQuorum: "Внимание: слишком мало зеркал издателя подтвердили это доказательство (или их подтверждения датированы будущим).",
     },
     uk: {
       doctitle: "Перевірка файлу", h1: "Перевірка пакета", langName: "Українська", lang: "Мова",
@@ -134,6 +150,14 @@
       r_publisher: "У списку вмісту вказано іншого видавця.",
       r_files: "Після підписання до пакета додали файли або вилучили їх із нього.",
       r_changed: "Вміст змінено після підписання.",
+      proofLabel: "Доказ запису в журналі (.tlog-proof), необов'язково",
+      proofHelp: "Доказ того, що файл внесено до відкритого журналу видавця і це підтвердили незалежні дзеркала. Зазвичай лежить поруч із пакетом.",
+      logOk: "Є у відкритому журналі видавця: запис №{index} із {size}; підтвердили {witnesses} станом на {time}.",
+      logOkAlone: "Є у відкритому журналі видавця: запис №{index} із {size} (видавець не вимагає підтвердження дзеркал).",
+      logNone: "Видавець не веде відкритого журналу.",
+      logNoProof: "Не звірено з відкритим журналом видавця: файл доказу не вибрано.",
+      logBad: "Увага: цей доказ не показує файл у відкритому журналі видавця. Підпис правильний, але будьте обережні: так виглядав би файл, підписаний викраденим ключем.",
+      logNoQuorum: "Увага: замало дзеркал видавця підтвердили цей доказ (або їхні підтвердження датовано майбутнім).",
     },
     fa: {
       doctitle: "بررسی فایل", h1: "بررسی بسته", langName: "فارسی", lang: "زبان",
@@ -177,12 +201,21 @@
       r_publisher: "فهرست محتوا ناشر دیگری را نام می‌برد.",
       r_files: "پس از امضا، فایل‌هایی به بسته افزوده یا از آن حذف شده است.",
       r_changed: "محتوا پس از امضا تغییر کرده است.",
+      proofLabel: "مدرک ثبت در دفتر (.tlog-proof)، اختیاری",
+      proofHelp: "مدرکی که نشان می‌دهد این فایل در دفتر عمومی ناشر ثبت شده و آینه‌های مستقل آن را تأیید کرده‌اند. معمولاً کنار بسته قرار دارد.",
+      logOk: "در دفتر عمومی ناشر ثبت شده است: مدخل شمارهٔ {index} از {size}؛ تأییدشده توسط {witnesses} تا {time}.",
+      logOkAlone: "در دفتر عمومی ناشر ثبت شده است: مدخل شمارهٔ {index} از {size} (ناشر تأیید آینه‌ها را لازم نمی‌داند).",
+      logNone: "ناشر دفتر عمومی ندارد.",
+      logNoProof: "با دفتر عمومی ناشر مقایسه نشد: فایل مدرکی انتخاب نشده است.",
+      logBad: "هشدار: این مدرک نشان نمی‌دهد که فایل در دفتر عمومی ناشر ثبت شده است. امضا معتبر است، اما مراقب باشید: فایلی که با کلید دزدیده‌شده امضا شده باشد همین‌طور به نظر می‌رسد.",
+      logNoQuorum: "هشدار: تعداد کافی از آینه‌های ناشر این مدرک را تأیید نکرده‌اند (یا تأییدشان تاریخ آینده دارد).",
     },
   };
   const RTL = ["ar", "fa", "he", "ur", "ps", "ckb", "yi", "dv", "ug"];
   const $ = (id) => document.getElementById(id);
   const keyInput = $("root-key"), fileInput = $("bundle"), remember = $("remember"), verdict = $("verdict");
-  let lang = "en", file = null, state = null, run = 0, supported = null, urls = [], current = 0;
+  const proofInput = $("proof");
+  let lang = "en", file = null, proofFile = null, state = null, run = 0, supported = null, urls = [], current = 0;
 
   function t(key, vars) {
     let s = (T[lang] && T[lang][key]) || T.en[key] || key;
@@ -197,6 +230,14 @@
   }
   const bdi = (text) => el("bdi", {dir: "ltr"}, text);
   const dirOf = (tag) => (RTL.includes(String(tag).split("-")[0].toLowerCase()) ? "rtl" : "ltr");
+  function fmtTime(seconds) {
+    try {
+      return new Intl.DateTimeFormat(lang, {dateStyle: "long", timeStyle: "short", timeZone: "UTC"})
+        .format(new Date(seconds * 1000)) + " UTC";
+    } catch (e) {
+      return new Date(seconds * 1000).toISOString();
+    }
+  }
   function fmtDate(iso) {
     try {
       return new Intl.DateTimeFormat(lang, {dateStyle: "long", timeZone: "UTC"}).format(new Date(iso));
@@ -270,7 +311,13 @@
   }
 
   // -- verdict --------------------------------------------------------------
-  function setVerdict(kind, step, code) {
+  function setVerdict(kind, step, code, log) {
+    verdict.removeAttribute("data-log");
+    verdict.removeAttribute("data-log-reason");
+    if (log) {
+      verdict.setAttribute("data-log", log.status);
+      verdict.setAttribute("data-log-reason", log.reason || log.status);
+    }
     verdict.setAttribute("data-verdict", kind);
     if (step) {
       verdict.setAttribute("data-step", String(step));
@@ -303,8 +350,40 @@
         ["dRoot", String(r.rootVersion)]]) dl.append(el("dt", {}, t(k)), el("dd", {}, bdi(v)));
       const head = el("h2", {}), parts = t("valid", {publisher: "\u0000"}).split("\u0000");
       head.append(parts[0], el("bdi", {}, m.publisher), parts[1] || "");
-      verdict.append(head, el("p", {}, t("validText")), dl);
+      verdict.append(head, el("p", {}, t("validText")), dl, logLine(s.log));
       showReading(r);
+    }
+  }
+
+  // The log line: "logged as #i of N, witnessed by X, Y at T", or why not.
+  function logLine(log) {
+    const p = el("p", {id: "log-line"});
+    if (log.status === "logged") {
+      const v = log.verdict, vars = {index: String(v.index), size: String(v.size)};
+      if (v.asOf !== null) {
+        vars.witnesses = [...v.witnesses.keys()].sort().join(", ");
+        vars.time = fmtTime(v.asOf);
+      }
+      p.append(t(v.asOf === null ? "logOkAlone" : "logOk", vars));
+      return p;
+    }
+    const key = {"no-log": "logNone", "no-proof": "logNoProof", "no-quorum": "logNoQuorum"}[log.status] || "logBad";
+    p.append(t(key));
+    if (key === "logBad" || key === "logNoQuorum") {
+      p.className = "warn";
+      p.append(" ", el("span", {class: "code"}, bdi(log.status + " · " + log.reason)));
+    }
+    return p;
+  }
+  async function checkLog(result, gen) {
+    try {
+      const bytes = proofFile ? new Uint8Array(await proofFile.slice(0, 65537).arrayBuffer()) : null;
+      if (gen !== run) return null;
+      const root = result.chain[result.chain.length - 1];
+      return {status: "logged", verdict: await checkLogProof(result.bundleId, bytes, root, Date.now() / 1000)};
+    } catch (e) {
+      if (e instanceof LogFail) return {status: e.code, reason: e.reason};
+      return {status: "bad-proof", reason: "unreadable"};
     }
   }
 
@@ -507,9 +586,11 @@
         render();
       });
       if (gen !== run) return;
+      const log = await checkLog(result, gen);
+      if (gen !== run) return;
       verdict.setAttribute("data-ms", (performance.now() - t0).toFixed(1));
-      state = {kind: "valid", result};
-      setVerdict("valid");
+      state = {kind: "valid", result, log};
+      setVerdict("valid", null, null, log);
     } catch (e) {
       if (gen !== run) return;
       verdict.setAttribute("data-ms", (performance.now() - t0).toFixed(1));
@@ -526,8 +607,10 @@
   function reset() {
     run++;
     file = null;
+    proofFile = null;
     src = null;
     fileInput.value = "";
+    proofInput.value = "";
     state = null;
     for (const u of urls) URL.revokeObjectURL(u);
     urls = [];
@@ -571,12 +654,18 @@
     check();
   });
   document.addEventListener("dragover", (e) => e.preventDefault());
+  proofInput.addEventListener("change", () => {
+    proofFile = proofInput.files && proofInput.files[0] ? proofInput.files[0] : null;
+    if (file) check();
+  });
   document.addEventListener("drop", (e) => {
     e.preventDefault();
-    if (e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files[0]) {
-      file = e.dataTransfer.files[0];
-      check();
+    const dropped = e.dataTransfer && e.dataTransfer.files ? Array.from(e.dataTransfer.files) : [];
+    for (const f of dropped) {
+      if (/\.tlog-proof$/i.test(f.name)) proofFile = f;
+      else file = f;
     }
+    if (dropped.length && file) check();
   });
   $("clear").addEventListener("click", reset);
   window.addEventListener("resize", () => {

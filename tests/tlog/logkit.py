@@ -6,6 +6,7 @@ reader tests, ``tamizdat verify`` and the browser page's differential test.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -207,6 +208,23 @@ def proof_cases() -> list[ProofCase]:
     def old_cosignatures(k: LogKit, b: str) -> bytes:
         return k.proof(k.index_of(b), note=k.note(cosigners=(2, 1), times=(1_000_000, 2_000_000)))
 
+    def with_extension(k: LogKit, b: str) -> bytes:
+        cp = k.checkpoint()
+        cp = Checkpoint(cp.origin, cp.size, cp.root, ("extension line",))
+        signed = sign_checkpoint(cp, [k.log])
+        cosigs = [w.cosign(cp.text(), k.now - 10) for w in k.witnesses[:2]]
+        return k.proof(k.index_of(b), note=Note.parse(signed).with_signatures(cosigs).to_bytes())
+
+    def with_extra(k: LogKit, b: str, extra: bytes) -> bytes:
+        pf = ProofFile.parse(good(k, b))
+        head, sep, rest = pf.to_bytes().partition(b"\n")
+        return head + sep + b"extra " + base64.b64encode(extra) + b"\n" + rest
+
+    def duplicated_lines(k: LogKit, b: str) -> bytes:
+        data = good(k, b)
+        last = data.rstrip(b"\n").rsplit(b"\n", 1)[1]
+        return data + last + b"\n"
+
     def case(name: str, expect: str, make: Callable[[LogKit, str], bytes | None]) -> ProofCase:
         return ProofCase(name, expect, make)
 
@@ -229,6 +247,11 @@ def proof_cases() -> list[ProofCase]:
         case("wrong-origin", "bad-proof", wrong_origin),
         case("truncated", "bad-proof", lambda k, b: good(k, b)[:-30]),
         case("not-a-proof", "bad-proof", lambda k, b: b"hello\n\nworld\n"),
+        case("extra-data", "logged", lambda k, b: with_extra(k, b, b"hello")),
+        case("duplicated-signature-line", "logged", duplicated_lines),
+        case("empty-extra-data", "bad-proof", lambda k, b: with_extra(k, b, b"")),
+        case("checkpoint-extension", "bad-proof", with_extension),
+        case("too-large", "bad-proof", lambda k, b: good(k, b) + b"\n" * 70_000),
         case("missing-cosignature", "no-quorum", lambda k, b: k.proof(k.index_of(b), note=k.note(cosigners=(1,)))),
         case("no-cosignature", "no-quorum", lambda k, b: k.proof(k.index_of(b), note=k.note(cosigners=()))),
         case("unknown-witness", "no-quorum", unknown_witness),
