@@ -13,6 +13,12 @@ in-memory file tree with partial-tile collection:
 - catching up 1,000 leaves: a consistency proof computed from the new tree's
   tiles and verified (a light witness), and, for a full mirror, resuming the tree
   state from tiles, appending the 1,000 entries and checking the root;
+- bytes a mirror downloads per sync for the log (the checkpoint with a log
+  signature and four cosignatures, then the entry bundles from
+  ``floor(old/256)``, as ``mirror/logsync.py`` fetches them), for 1 to 1,000 new
+  leaves: the mean over every position of the old size in its entry bundle
+  (goal <= 3 KB + 36 B per new leaf) and the worst case, which re-fetches 255
+  old entries of a partial bundle;
 - bytes on disk after collection: full tiles, entry bundles and the current
   partials (goal <= 32.2 B + 36 B per leaf + 64 KB); then the older partials that
   checkpoints of earlier sizes still need (tlog-tiles lets a log delete a partial
@@ -36,7 +42,7 @@ from tamizdat.bundles.tlog.builder import TreeBuilder
 from tamizdat.bundles.tlog.checkpoint import Checkpoint, sign_checkpoint
 from tamizdat.bundles.tlog.cosignature import CosignatureSigner
 from tamizdat.bundles.tlog.hashing import leaf_hash
-from tamizdat.bundles.tlog.leaf import Leaf, LeafKind, log_origin
+from tamizdat.bundles.tlog.leaf import LEAF_SIZE, Leaf, LeafKind, log_origin
 from tamizdat.bundles.tlog.note import Ed25519Signer, Note
 from tamizdat.bundles.tlog.policy import Policy
 from tamizdat.bundles.tlog.proof_file import ProofFile
@@ -46,8 +52,9 @@ from tamizdat.bundles.tlog.proofs import (
     prove_inclusion,
     verify_consistency,
 )
-from tamizdat.bundles.tlog.tiles import TileId, tile_hash_reader, tile_layout, tiles_for_inclusion
+from tamizdat.bundles.tlog.tiles import TILE_WIDTH, TileId, tile_hash_reader, tile_layout, tiles_for_inclusion
 from tamizdat.keys.ed25519 import SigningKey
+from tamizdat.mirror.monitor import entry_tiles
 
 if TYPE_CHECKING:
     from .common import Context, Result
@@ -242,7 +249,11 @@ def main(quick: bool) -> list[Row]:
         )
     )
 
-    # 4. Disk after partial-tile collection, and what collection saved.
+    # 4. What a mirror downloads for the log per sync (mirror/logsync.py): the checkpoint, then
+    # the entry bundles from floor(old/256) to the new size (full, or the partial of the new size).
+    rows.extend(sync_rows(len(note)))
+
+    # 5. Disk after partial-tile collection, and what collection saved.
     total = store.size()
     current = {t.path() for t in tile_layout(size, entries=True)}
     layout = sum(len(d) for p, d in store.files.items() if p in current)
@@ -267,6 +278,40 @@ def main(quick: bool) -> list[Row]:
     rows.append(_row(f"tlog: total kept on disk, {label}", total / 1e6, "MB", goal="info"))
     collected = store.collected_bytes / 1e6
     rows.append(_row(f"tlog: dead partials collected, {label}, rounds of {ROUND}", collected, "MB", goal="info"))
+    return rows
+
+
+def sync_bytes(old: int, new: int, checkpoint_bytes: int) -> int:
+    """Bytes of one mirror sync from size ``old`` to ``new``: the checkpoint and the entry bundles."""
+    entry = 2 + LEAF_SIZE  # uint16 length prefix + 34-byte leaf
+    return checkpoint_bytes + sum(t.width * entry for t in entry_tiles(old, new)) if new > old else checkpoint_bytes
+
+
+def sync_rows(checkpoint_bytes: int) -> list[Row]:
+    """Best, mean and worst bytes per sync over every position of the old size in its entry bundle."""
+    rows = []
+    base = 10 * TILE_WIDTH  # any old size: only old mod 256 matters
+    for k in (1, 10, 100, 1_000):
+        sizes = [sync_bytes(base + r, base + r + k, checkpoint_bytes) for r in range(TILE_WIDTH)]
+        goal = 3 * 1024 + 36 * k
+        mean = statistics.mean(sizes)
+        rows.append(
+            _row(
+                f"tlog: mirror sync download, {k} new leaves (mean over old % 256)",
+                mean,
+                "B",
+                goal=f"<= {goal} B (3 KB + 36 B/leaf)",
+                met=mean <= goal,
+            )
+        )
+        rows.append(
+            _row(
+                f"tlog: mirror sync download, {k} new leaves (best / worst)",
+                max(sizes),
+                "B",
+                goal=f"info: best {min(sizes)} B; worst re-fetches 255 old entries ({255 * 36} B)",
+            )
+        )
     return rows
 
 
