@@ -8,6 +8,8 @@
 - :mod:`.witnesses`: fetching the witnesses' cosigned views and judging them
   (the restore-from-backup check);
 - :mod:`.proofs`: ``.tlog-proof`` files once the quorum has cosigned;
-- :mod:`.keeper`: :class:`~.keeper.LogKeeper`, which ties these together for the
-  rounds (append, write tiles, sign) and runs the background gathering.
+- :mod:`.writer`: :class:`~.writer.LogWriter`, the rounds' side: append, write
+  tiles, sign only what extends the last signed checkpoint;
+- :mod:`.keeper`: :class:`~.keeper.LogKeeper`, the writer plus the background
+  gathering (witnesses, cosignatures, proofs, partial tiles) and /healthz.
 """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -224,3 +225,34 @@ async def test_a_witness_showing_a_larger_checkpoint_stops_signing_even_with_quo
     await _publish(api, "l2")
     assert checkpoint_of(data_dir, trust).checkpoint == ours
     assert set(fake.paths) == {f"/tlog/witness/{origin_hash(trust.origin)}/checkpoint"}
+
+
+async def test_a_cosignature_dated_in_the_future_neither_counts_nor_shadows(
+    witness: tuple[FakeWitness, str], offline_keydir: KeyDir, data_dir: Path, start: Start
+) -> None:
+    fake, url = witness
+    trust = set_policy(offline_keydir, f"witness {fake.name} {fake.vkey()} {url}\nquorum {fake.name}\n")
+    api = await start()
+    bid = await _publish(api, "t1")
+    await _signed(api)
+    public = data_dir / "public"
+    current = (public / "tlog" / "checkpoint").read_bytes()
+    fake.note = fake.cosign(current, at=int(time.time()) + 3600)
+    seen = len(fake.paths)
+    await wait_for(_after(fake, seen + 2))  # two more passes saw it
+    assert (public / "tlog" / "checkpoint").read_bytes() == current  # not merged
+    assert not (public / "bundles" / f"{bid}.tlog-proof").exists() and (await _log(api))["quorum_met"] is False
+    fake.note = fake.cosign(current)  # a proper one now counts
+
+    async def proven() -> bool:
+        return (public / "bundles" / f"{bid}.tlog-proof").exists()
+
+    await wait_for(proven)
+    assert trust.witness_names(checkpoint_of(data_dir, trust)) == (fake.name,)
+
+
+def _after(fake: FakeWitness, requests: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return len(fake.paths) >= requests
+
+    return check
