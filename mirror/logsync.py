@@ -42,15 +42,18 @@ from pathlib import Path
 from typing import Any
 
 from tamizdat.bundles.tlog.builder import TileBatch, TreeBuilder
-from tamizdat.bundles.tlog.hashing import EMPTY_ROOT, HASH_SIZE, CompactRange, leaf_hash
+from tamizdat.bundles.tlog.hashing import EMPTY_ROOT, HASH_SIZE, CompactRange, Node, leaf_hash, perfect_root
 from tamizdat.bundles.tlog.leaf import LEAF_SIZE
 from tamizdat.bundles.tlog.proof_file import ProofFile
+from tamizdat.bundles.tlog.proofs import prove_inclusion
 from tamizdat.bundles.tlog.tiles import (
+    TILE_HEIGHT,
     TILE_WIDTH,
     TileId,
     decode_entry_bundle,
-    inclusion_proof_from_tiles,
     root_from_tiles,
+    split_hashes,
+    tile_for,
     tile_layout,
 )
 from tamizdat.bundles.tlog.trust import LogTrust
@@ -464,23 +467,17 @@ class LogSync:
         if not quorum:
             return
         size, note = st.size, st.checkpoint
-        cache: dict[TileId, bytes] = {}
-
-        def reader(tile: TileId) -> bytes:
-            if tile not in cache:
-                cache[tile] = self.read_tile(tile)
-            return cache[tile]
+        prove = ProofMaker(size, self.read_tile)
 
         def proof(index: int) -> bytes:
-            return ProofFile(index, tuple(inclusion_proof_from_tiles(index, size, reader)), note).to_bytes()
+            return ProofFile(index, tuple(prove(index)), note).to_bytes()
 
         if index_at is not None:
             self._write_public("tlog/index.tlog-proof", proof(index_at))
             st.index_proof = view.payload_sha256
         have = {n[:-11] for n in os.listdir(self.data.bundles) if n.endswith(".tlog-proof")}
-        for bid, index in w.bundle_leaves().items():
-            if bid in have or bid not in view.held:
-                continue
+        todo = sorted((index, bid) for bid, index in w.bundle_leaves().items() if bid in view.held and bid not in have)
+        for index, bid in todo:  # in leaf order: neighbours share the cached nodes
             atomic_write(self.data.bundles / f"{bid}.tlog-proof", proof(index), durable=False)
         for bid in have - view.held:  # the bundle left (retracted, pruned): its proof goes with it
             with contextlib.suppress(FileNotFoundError):
@@ -540,6 +537,49 @@ class LogSync:
             state.last = {}
             self.save_state(state)
         return {"cleared": cleared, "forgot": forget, "size": 0 if forget or state is None else state.size}
+
+
+class ProofMaker:
+    """Inclusion proofs of many leaves of one tree from the mirror's tiles, with node hashes cached.
+
+    Proofs of neighbouring leaves share most nodes: nodes of a tile level or
+    more are kept for the whole batch (two per 256 leaves), lower ones only
+    while the leaves stay in one level-0 tile; split tiles are kept a while.
+    """
+
+    def __init__(self, size: int, read_tile: Callable[[TileId], bytes]):
+        self.size = size
+        self._read_tile = read_tile
+        self._tiles: dict[TileId, list[bytes]] = {}
+        self._high: dict[Node, bytes] = {}
+        self._low: dict[Node, bytes] = {}
+        self._low_tile = -1
+
+    def _hashes(self, tile: TileId) -> list[bytes]:
+        hashes = self._tiles.get(tile)
+        if hashes is None:
+            if len(self._tiles) >= 64:
+                self._tiles.clear()
+            hashes = self._tiles[tile] = split_hashes(self._read_tile(tile), tile.width)
+        return hashes
+
+    def _node(self, node: Node) -> bytes:
+        level, index = node
+        cache = self._high if level >= TILE_HEIGHT else self._low
+        h = cache.get(node)
+        if h is None:
+            tile_level, height = divmod(level, TILE_HEIGHT)
+            first = index << height
+            offset = first & (TILE_WIDTH - 1)
+            run = self._hashes(tile_for(tile_level, first, self.size))[offset : offset + (1 << height)]
+            h = cache[node] = run[0] if height == 0 else perfect_root(run)
+        return h
+
+    def __call__(self, index: int) -> list[bytes]:
+        if index >> TILE_HEIGHT != self._low_tile:
+            self._low.clear()
+            self._low_tile = index >> TILE_HEIGHT
+        return prove_inclusion(index, self.size, lambda nodes: [self._node(n) for n in nodes])
 
 
 def _first_entries(data: bytes, count: int) -> bytes:

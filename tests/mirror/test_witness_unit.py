@@ -525,3 +525,17 @@ def test_state_round_trip_and_damage(log: Log) -> None:
     ):
         with pytest.raises((ValueError, RejectedError)):
             WitnessState.from_json(bad)
+
+
+def test_cached_proofs_equal_proofs_from_tiles() -> None:
+    from tamizdat.bundles.tlog.tiles import inclusion_proof_from_tiles
+    from tamizdat.mirror.logsync import ProofMaker
+
+    lg = Log()
+    m = make_mirror()
+    for n in (700, 0, 90):
+        m.feed(lg.round(n), lg.tiles)
+        size = m.w.state.size
+        prove = ProofMaker(size, m.read)
+        for i in [*range(size), 3, 600, 5]:  # in order, then jumping back
+            assert prove(i) == inclusion_proof_from_tiles(i, size, m.read), i
