@@ -134,7 +134,8 @@ def verify_cmd(
     result = verify_bundle(bundle, root_keyid=root_key, trusted_root=root_file.read_bytes() if root_file else None)
     log = check_log(result, bundle, proof_file, now=int(time.time()))
     if require_log and log.error is not None:
-        raise LogProofError(f"log proof required: {log.error.code}: {log.error.message}", code=log.error.code)
+        err = log.error
+        raise LogProofError(f"log proof required: {err.code}: {err.message}", code=err.code, reason=err.reason)
     data = result.summary()
     data["log"] = log.to_json()
     lines = [

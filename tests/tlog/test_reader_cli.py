@@ -105,6 +105,10 @@ def test_bad_proof_warns_or_fails(pub: Publisher, bundle: tuple[str, Path], case
     assert len(warning) == 1 and warning[0].startswith(f"log:         WARNING: {case.expect} (")
     assert log_json(run(path, "--root-key", pub.root_keyid, "--json"))["status"] == case.expect
     one_line_error(run(path, "--root-key", pub.root_keyid, "--require-log"), case.expect)
+    res = run(path, "--root-key", pub.root_keyid, "--require-log", "--json")
+    error = json.loads(res.stdout)["error"]
+    assert res.exit_code == 1 and error["code"] == case.expect
+    assert error["reason"] == log_json(run(path, "--root-key", pub.root_keyid, "--json"))["reason"]
 
 
 def test_publisher_without_log(tmp_path: Path) -> None:
