@@ -25,9 +25,11 @@ Any other method on a confirm URL (GET included) answers 405. The language is
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import logging
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,11 +53,55 @@ ID = "{id:[0-9a-f]{64}}"
 HOME_BUNDLES = 200  # at most this many newest bundles are checked for the home page
 HOME_PER_LANG = 30
 HOME_BATCH = 16
+HOME_CACHE = 4  # home lists kept (the current snapshot's, and one a slower request still holds)
 SHARE_BUDGET = qr.CAPACITY_V10["M"]
 CHUNK = 256 * 1024
 NEUTRAL_LEAVE = "https://www.google.com/search?q=weather"
 _CSP_META = re.compile(rb'<meta\s+http-equiv="Content-Security-Policy"\s+content="([^"<>]{1,4000})"', re.I)
 _INLINE = re.compile(rb"<(script|style)(?:\s[^>]*)?>(.*?)</\1>", re.S | re.I)
+
+
+@dataclass(frozen=True)
+class HomeItem:
+    """One article on the home page, before the UI language formats it."""
+
+    path: str
+    title: str
+    byline: str | None
+    when: dt.datetime
+
+
+class HomeList:
+    """The home page's articles per language (newest first), formatted once per UI language."""
+
+    def __init__(self, by_lang: dict[str, list[HomeItem]]):
+        self.by_lang = by_lang
+        self._views: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+
+    def groups(self, r: Req) -> list[dict[str, Any]]:
+        """The template's ``groups`` for this request's language (links keep an explicit ``?lang=``)."""
+        key = (r.lang, r.choice.explicit)
+        view = self._views.get(key)
+        if view is None:
+            view = self._views[key] = self._format(r)
+        return view
+
+    def _format(self, r: Req) -> list[dict[str, Any]]:
+        out = []
+        for lg in sorted(self.by_lang, key=lambda lg: (lg.split("-")[0] != r.lang, lg)):
+            items = [
+                {
+                    "href": r.url(item.path),
+                    "title": item.title,
+                    "byline": item.byline,
+                    "iso": timefmt.format(item.when),
+                    "date": i18n.format_date(item.when, r.lang),
+                }
+                for item in self.by_lang[lg]
+            ]
+            name = i18n.NATIVE.get(lg.split("-")[0]) or i18n.language_name(lg, lg)
+            out.append({"lang": lg, "dir": i18n.text_dir(lg), "name": name[:1].upper() + name[1:], "articles": items})
+        return out
 
 
 @dataclass
@@ -91,6 +137,7 @@ class Reader:
         self.leave_url = leave if leave.startswith(("https://", "http://")) else NEUTRAL_LEAVE
         self.public_url = str(settings.get("public_url") or "")
         self._verifier_cache: tuple[Any, bytes | None, str] | None = None
+        self._homes: OrderedDict[tuple[int, Any], tuple[Snapshot, asyncio.Future[HomeList]]] = OrderedDict()
 
     def routes(self) -> list[web.RouteDef]:
         return [_guarded(route) for route in self._routes()]
@@ -226,37 +273,47 @@ class Reader:
     # -- pages -------------------------------------------------------------------------------
     async def home(self, request: web.Request) -> web.Response:
         r = await self._req(request)
-        candidates = r.snap.newest_first()[:HOME_BUNDLES]
-        verified = []
+        home = await self._home_list(r.snap)
+        return self._page(r, "home.html", r._("Latest articles"), groups=home.groups(r), problem=r.snap.problem)
+
+    async def _home_list(self, snap: Snapshot) -> HomeList:
+        """The home page's articles for this snapshot and this state of ``bundles/``, computed once.
+
+        ``bundles/`` changes its mtime with every file renamed in or out, so one
+        ``stat`` tells whether a listed file may have come, gone or changed.
+        Concurrent requests share one computation.
+        """
+        key = (id(snap), _stat(self.datadir.public / "bundles"))
+        hit = self._homes.get(key)
+        if hit is None or hit[0] is not snap:
+            hit = (snap, asyncio.ensure_future(self._compute_home(snap)))
+            self._homes[key] = hit
+            while len(self._homes) > HOME_CACHE:
+                self._homes.popitem(last=False)
+            hit[1].add_done_callback(lambda fut: self._forget_failed(key, fut))
+        else:
+            self._homes.move_to_end(key)
+        return await asyncio.shield(hit[1])
+
+    def _forget_failed(self, key: tuple[int, Any], fut: asyncio.Future[HomeList]) -> None:
+        if (fut.cancelled() or fut.exception() is not None) and self._homes.get(key, (None, None))[1] is fut:
+            del self._homes[key]
+
+    async def _compute_home(self, snap: Snapshot) -> HomeList:
+        candidates = snap.newest[:HOME_BUNDLES]
+        verified: list[VerifiedBundle | None] = []
         for start in range(0, len(candidates), HOME_BATCH):  # a few open files at a time
             batch = candidates[start : start + HOME_BATCH]
-            verified += await asyncio.gather(*(self.store.try_verified(r.snap, e.id) for e in batch))
-        groups: dict[str, list[dict[str, Any]]] = {}
+            verified += await asyncio.gather(*(self.store.try_verified(snap, e.id) for e in batch))
+        groups: dict[str, list[HomeItem]] = {}
         for vb in verified:
             if vb is None:
                 continue
             for n, a in enumerate(vb.manifest.articles, 1):
                 items = groups.setdefault(a.lang, [])
                 if len(items) < HOME_PER_LANG:
-                    when = a.updated or a.published
-                    items.append(
-                        {
-                            "href": r.url(f"/v/{vb.bundle_id}/{n}"),
-                            "title": a.title,
-                            "byline": a.byline,
-                            "iso": timefmt.format(when),
-                            "date": i18n.format_date(when, r.lang),
-                            "when": when,
-                        }
-                    )
-        order = sorted(groups, key=lambda lg: (lg.split("-")[0] != r.lang, lg))
-        out = []
-        for lg in order:
-            items = sorted(groups[lg], key=lambda x: x["when"], reverse=True)
-            base = lg.split("-")[0]
-            name = i18n.NATIVE.get(base) or i18n.language_name(lg, lg)
-            out.append({"lang": lg, "dir": i18n.text_dir(lg), "name": name[:1].upper() + name[1:], "articles": items})
-        return self._page(r, "home.html", r._("Latest articles"), groups=out, problem=r.snap.problem)
+                    items.append(HomeItem(f"/v/{vb.bundle_id}/{n}", a.title, a.byline, a.updated or a.published))
+        return HomeList({lg: sorted(items, key=lambda x: x.when, reverse=True) for lg, items in groups.items()})
 
     async def _open(self, r: Req, bundle_id: str) -> VerifiedBundle | web.Response:
         try:
@@ -265,12 +322,8 @@ class Reader:
             return self._unavailable(r, exc, bundle_id)
 
     def _newer(self, r: Req, bundle_id: str) -> str | None:
-        if bundle_id not in r.snap.superseded:
-            return None
-        for e in sorted(r.snap.entries, key=lambda e: (e.created, e.id), reverse=True):
-            if bundle_id in e.supersedes and e.retracted is None:
-                return r.url(f"/v/{e.id}")
-        return None
+        newer = r.snap.newer.get(bundle_id)
+        return r.url(f"/v/{newer}") if newer else None
 
     async def bundle(self, request: web.Request) -> web.Response:
         r = await self._req(request)

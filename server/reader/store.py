@@ -13,6 +13,10 @@ Everything comes from ``DATA/public`` (the same tree on origin and mirrors):
   (an article's data, an image, the download) goes through a file handle
   whose inode, size and mtime equal the verified ones, and entry bytes are
   checked against the manifest's SHA-256 again before use.
+
+A :class:`Snapshot` is immutable and swapped whole: a request keeps the one it
+started with, and while a changed index is being verified (in a thread) the
+other requests go on with the previous snapshot instead of waiting for it.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ import hashlib
 import os
 import stat
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, BinaryIO, TypeVar
 
 from tamizdat.bundles import zipstrict
@@ -50,6 +55,7 @@ MEDIA_CACHE_BYTES = 32 * 1024 * 1024
 MEDIA_CACHE_ONE = 2 * 1024 * 1024
 
 FileKey = tuple[str, int, int, int]
+SnapKey = tuple[FileKey | None, FileKey | None]
 
 
 class Unavailable(TamizdatError):
@@ -79,7 +85,7 @@ def _read_capped(path: Path, cap: int) -> bytes:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One consistent view of root.json + index.json + shards."""
+    """One consistent, immutable view of root.json + index.json + shards, and what derives from them."""
 
     root: Root | None = None
     root_bytes: bytes | None = None
@@ -87,8 +93,11 @@ class Snapshot:
     keyid: str | None = None  # the publisher's root key id readers pin
     index: Index | None = None
     entries: tuple[BundleEntry, ...] = ()
-    by_id: dict[str, BundleEntry] = field(default_factory=dict)
+    by_id: Mapping[str, BundleEntry] = field(default_factory=lambda: MappingProxyType({}))
     superseded: frozenset[str] = frozenset()
+    newest: tuple[BundleEntry, ...] = ()  # listed, not withdrawn, not superseded; newest first
+    # superseded id -> its newest live successor
+    newer: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     problem: str | None = None  # why there is nothing (or less) to show
 
     def stale(self, now: dt.datetime) -> bool:
@@ -96,8 +105,25 @@ class Snapshot:
 
     def newest_first(self) -> list[BundleEntry]:
         """Listed bundles, newest first; withdrawn and superseded ones left out."""
-        live = [e for e in self.entries if e.retracted is None and e.id not in self.superseded]
-        return sorted(live, key=lambda e: (e.created, e.id), reverse=True)
+        return list(self.newest)
+
+
+def _derived(entries: tuple[BundleEntry, ...]) -> dict[str, Any]:
+    """The lookups every request would otherwise rebuild, computed once per snapshot."""
+    superseded = frozenset(s for e in entries if e.retracted is None for s in e.supersedes if s != e.id)
+    by_age = sorted(entries, key=lambda e: (e.created, e.id), reverse=True)
+    newer: dict[str, str] = {}
+    for e in by_age:
+        if e.retracted is None:
+            for old in e.supersedes:
+                if old in superseded:
+                    newer.setdefault(old, e.id)
+    return {
+        "by_id": MappingProxyType({e.id: e for e in entries}),
+        "superseded": superseded,
+        "newest": tuple(e for e in by_age if e.retracted is None and e.id not in superseded),
+        "newer": MappingProxyType(newer),
+    }
 
 
 def _publisher_keyid(public: Path, root: Root, root_bytes: bytes, pinned: str | None) -> str | None:
@@ -144,16 +170,7 @@ def load_snapshot(public: Path, pinned: str | None = None) -> Snapshot:
             problem = f"shard: {getattr(exc, 'code', 'io')}"
             continue
         entries.extend(shard.bundles)
-    by_id = {e.id: e for e in entries}
-    superseded = frozenset(s for e in entries if e.retracted is None for s in e.supersedes if s != e.id)
-    return replace(
-        base,
-        index=signed.index,
-        entries=tuple(entries),
-        by_id=by_id,
-        superseded=superseded,
-        problem=problem,
-    )
+    return replace(base, index=signed.index, entries=tuple(entries), problem=problem, **_derived(tuple(entries)))
 
 
 @dataclass(frozen=True)
@@ -171,8 +188,8 @@ class ReaderStore:
         self.datadir = datadir
         self.pinned = pinned_keyid
         self._snapshot = Snapshot(problem="not loaded")
-        self._snap_key: tuple[FileKey | None, FileKey | None] | None = None
-        self._snap_lock = asyncio.Lock()
+        self._snap_key: SnapKey | None = None
+        self._reload: asyncio.Future[Snapshot] | None = None
         self._verdicts: OrderedDict[tuple[FileKey, str], Verdict] = OrderedDict()
         self._inflight: dict[tuple[FileKey, str], asyncio.Future[Verdict]] = {}
         self._articles: OrderedDict[tuple[FileKey, str, str], Any] = OrderedDict()
@@ -182,15 +199,30 @@ class ReaderStore:
 
     # -- index -------------------------------------------------------------------------------
     async def snapshot(self) -> Snapshot:
+        """The current snapshot; reloaded (in a thread) when root.json or index.json changed.
+
+        The request that notices the change waits for the new snapshot (so one
+        client's requests never go back in time); requests arriving while it
+        loads get the previous one at once. Only the very first load makes
+        everyone wait.
+        """
         key = (_stat_key(self.public / "root.json"), _stat_key(self.public / "index.json"))
         if key == self._snap_key:
             return self._snapshot
-        async with self._snap_lock:
-            key = (_stat_key(self.public / "root.json"), _stat_key(self.public / "index.json"))
-            if key != self._snap_key:
-                self._snapshot = await asyncio.to_thread(load_snapshot, self.public, self.pinned)
-                self._snap_key = key
-        return self._snapshot
+        if self._reload is not None:
+            if self._snap_key is not None:
+                return self._snapshot
+            return await asyncio.shield(self._reload)
+        self._reload = asyncio.ensure_future(self._load(key))
+        return await asyncio.shield(self._reload)
+
+    async def _load(self, key: SnapKey) -> Snapshot:
+        try:
+            snap = await asyncio.to_thread(load_snapshot, self.public, self.pinned)
+            self._snapshot, self._snap_key = snap, key  # one swap: readers see the old or the new
+            return snap
+        finally:
+            self._reload = None
 
     # -- bundles -----------------------------------------------------------------------------
     def bundle_path(self, bundle_id: str) -> Path:

@@ -45,6 +45,7 @@ def assets() -> dict[str, str]:
     return {"css": _asset("style.css"), "leave_js": _asset("leave.js"), "landing_js": _asset("landing.js")}
 
 
+@cache
 def csp(page_js: bool = False) -> str:
     a = assets()
     scripts = [_sha(a["leave_js"])] + ([_sha(a["landing_js"])] if page_js else [])
@@ -63,6 +64,7 @@ def environment(lang: str) -> jinja2.Environment:
         extensions=["jinja2.ext.i18n"],
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
+        auto_reload=False,  # package files: no stat of every template on every render
     )
     env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
     env.filters["dir"] = i18n.text_dir
