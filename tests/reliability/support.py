@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from tamizdat.bundles.index import Index, Shard, SignedIndex, check_shard, verify_index
+from tamizdat.bundles.tlog.errors import TileError
+from tamizdat.bundles.tlog.tiles import TileId
 from tamizdat.bundles.verify import verify_bundle
 from tamizdat.errors import TamizdatError
 from tamizdat.keys import dsse
@@ -354,12 +356,26 @@ def _served_name(rel: Path) -> bool:
         return name in ("index.json", "root.json")
     folder = parts[0]
     if folder == "bundles":
-        return name.endswith(".zip") and len(name) == 68
+        return (name.endswith(".zip") and len(name) == 68) or (name.endswith(".tlog-proof") and len(name) == 75)
+    if folder == "tlog":  # the transparency log's static paths (docs/transparency.md)
+        return _log_name(parts[1:])
     if folder == "index":
         return name.endswith(".json") and len(name) == 69
     if folder == "roots":
         return name.endswith(".json") and name[:-5].isdigit()
     return False
+
+
+def _log_name(parts: tuple[str, ...]) -> bool:
+    if parts in (("checkpoint",), ("index.tlog-proof",)):
+        return True
+    if parts[0] == "tile":
+        try:
+            TileId.parse("/".join(parts))
+        except TileError:
+            return False
+        return True
+    return parts[0] == "witness" and len(parts) >= 3 and len(parts[1]) == 64 and not parts[-1].startswith(".tmp-")
 
 
 class ServedWatcher:
