@@ -19,6 +19,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from tamizdat.bundles.tlog import Leaf, LeafKind, bundle_leaf, index_leaf, retraction_leaf
+from tamizdat.bundles.tlog.leaf import LEAF_SIZE
 
 from ..store import Tx
 
@@ -78,12 +79,21 @@ async def append_round(
     return Appended(first, tuple(leaves))
 
 
+_PREFIX = {kind: Leaf(kind, bytes(32)).to_bytes()[:2] for kind in LeafKind}
+
+
 async def read_entries(tx: Tx, start: int, end: int) -> list[bytes]:
     """The 34-byte entries of leaves ``start .. end - 1`` (all of them must exist)."""
     rows = await tx.all("SELECT n, kind, id FROM tlog_leaves WHERE n >= ? AND n < ? ORDER BY n", (start, end))
-    if len(rows) != end - start or (rows and (rows[0]["n"] != start or rows[-1]["n"] != end - 1)):
+    if len(rows) != end - start or (rows and (rows[0][0] != start or rows[-1][0] != end - 1)):
         raise RuntimeError(f"log leaves {start}..{end - 1} are not all in the database")
-    return [Leaf(LeafKind(row["kind"]), bytes.fromhex(row["id"])).to_bytes() for row in rows]
+    try:
+        entries = [_PREFIX[row[1]] + bytes.fromhex(row[2]) for row in rows]
+    except (KeyError, ValueError):
+        entries = []
+    if len(entries) != len(rows) or any(len(e) != LEAF_SIZE for e in entries):
+        raise RuntimeError("a log leaf in the state database is malformed")
+    return entries
 
 
 async def proofless_bundles(tx: Tx, size: int, limit: int) -> list[tuple[int, str, bool]]:
