@@ -182,7 +182,8 @@ class LogWriter:
         """Record the round's leaves in the round's index transaction (None: the root keeps no log)."""
         if keys.root.tlog is None:
             return None
-        payload = dsse.Envelope.from_bytes(index_raw, expected_type=dsse.INDEX_TYPE).payload
+        envelope = await asyncio.to_thread(dsse.Envelope.from_bytes, index_raw, expected_type=dsse.INDEX_TYPE)
+        payload = envelope.payload
         return await leaves.append_round(
             tx, index_version=index_version, index_payload=payload, rendered_retracted=rendered_retracted
         )
