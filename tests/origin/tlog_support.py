@@ -48,7 +48,8 @@ def db_leaves(data_dir: Path) -> list[tuple[int, int, str, int]]:
     """(n, kind, id hex, index version) of every leaf in the state database."""
     db = sqlite3.connect(data_dir / "state" / "origin.sqlite3")
     try:
-        return [tuple(r) for r in db.execute("SELECT n, kind, id, index_version FROM tlog_leaves ORDER BY n")]  # type: ignore[misc]
+        rows = db.execute("SELECT n, kind, id, index_version FROM tlog_leaves ORDER BY n")
+        return [(int(n), int(kind), str(i), int(v)) for n, kind, i, v in rows]
     finally:
         db.close()
 
