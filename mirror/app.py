@@ -4,7 +4,8 @@
 
 - the same static paths as the origin (``server.static.StaticTree`` over
   ``DATA/public``), so mirrors chain and any mirror is an upstream;
-- ``/healthz``: JSON about the served index and the upstreams;
+- ``/healthz``: JSON about the served index, the upstreams and, when the
+  publisher keeps a transparency log, the witness (``log``: ``mirror.logsync``);
 - a sync every ``interval`` seconds, started and stopped with the app
   (``cleanup_ctx``).
 

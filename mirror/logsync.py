@@ -302,11 +302,12 @@ class LogSync:
 
         # 1. The upstream the index came from drives the accepted view.
         up = make_upstream(primary, client)
+        source: dict[str, Any] = {"source": up.public_name}
+        rnd.sources.append(source)
         try:
             note = await self._fetch(up, "tlog/checkpoint", MAX_CHECKPOINT_BYTES, rnd)
             offer = await asyncio.to_thread(w.offer, note, root_at=root_at, primary=True)
-            source = {"source": up.public_name, "size": offer.size, "status": offer.action}
-            rnd.sources.append(source)
+            source.update(size=offer.size, status=offer.action)
             if offer.action == "extend":
                 await self._extend(up, w, offer, rnd)
                 source["status"] = "extended"
@@ -315,17 +316,16 @@ class LogSync:
                 if w.stale(offer):
                     rnd.problem(STALE, f"{up.public_name}: every cosignature on its checkpoint is beyond max_age")
         except NetworkError as exc:
-            code = NO_CHECKPOINT if exc.code in NOT_FOUND else exc.code
-            rnd.sources.append({"source": up.public_name, "status": code})
+            source["status"] = code = NO_CHECKPOINT if exc.code in NOT_FOUND else exc.code
             rnd.problem(code, f"{up.public_name}: {exc.message}")
         except LogRefusal as exc:
-            rnd.sources.append({"source": up.public_name, "status": exc.code})
+            source["status"] = exc.code
             if exc.sticky:
                 return await self._alarm(w, exc, rnd)
             await asyncio.to_thread(self._keep_evidence, w, exc)
             refused = exc
         except RejectedError as exc:
-            rnd.sources.append({"source": up.public_name, "status": exc.code})
+            source["status"] = exc.code
             refused = LogRefusal(f"{up.public_name}: {exc.message}", code=exc.code)
         root_at = self.root_at(st)  # the accepted size may have moved
 
@@ -394,11 +394,15 @@ class LogSync:
         fetched: dict[TileId, bytes] = {}
         for tile in w.entry_tiles(offer.size):
             try:
-                fetched[tile] = await self._fetch(up, "tlog/" + tile.path(), MAX_ENTRY_BUNDLE_BYTES, rnd)
+                try:
+                    fetched[tile] = await self._fetch(up, "tlog/" + tile.path(), MAX_ENTRY_BUNDLE_BYTES, rnd)
+                except NetworkError as exc:
+                    if not tile.is_partial or exc.code not in NOT_FOUND:
+                        raise
+                    full = "tlog/" + tile.full().path()  # a partial vanishes once the full bundle exists
+                    fetched[tile] = await self._fetch(up, full, MAX_ENTRY_BUNDLE_BYTES, rnd)
             except NetworkError as exc:
-                if not tile.is_partial or exc.code not in NOT_FOUND:
-                    raise
-                fetched[tile] = await self._fetch(up, "tlog/" + tile.full().path(), MAX_ENTRY_BUNDLE_BYTES, rnd)
+                raise LogRefusal(f"entry bundle {tile.path()}: {exc.message}", code="entries-unavailable") from None
         builder = await asyncio.to_thread(self._builder, w.state)
         ext = await asyncio.to_thread(w.extend, offer, fetched, builder)
         await asyncio.to_thread(self._write_batch, ext.batch)

@@ -250,8 +250,12 @@ class LogContents:
     def apply(self, leaves: Iterable[Leaf]) -> None:
         """Add leaves already checked by :meth:`parse_new`."""
         for leaf in leaves:
-            table = {LeafKind.BUNDLE: self.bundles, LeafKind.RETRACTION: self.retractions}.get(leaf.kind, self.indexes)
-            table[leaf.id_hex] = self.size
+            if leaf.kind is LeafKind.BUNDLE:
+                self.bundles[leaf.id_hex] = self.size
+            elif leaf.kind is LeafKind.RETRACTION:
+                self.retractions[leaf.id_hex] = self.size
+            else:
+                self.indexes[leaf.id_hex] = self.size
             self.last = leaf
             self.size += 1
 
