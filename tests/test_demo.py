@@ -36,3 +36,16 @@ def test_demo_starts_publishes_and_chains(tmp_path: Path) -> None:
     # The root private key was moved aside, as an operator moves it offline.
     assert not (work / "keys" / "root-private").exists()
     assert (work / "offline-root-keys").is_dir()
+    # Both mirrors witnessed the log; the proof beside the bundle on mirror B passes the
+    # readers' check (`tamizdat verify --require-log`) and names both witnesses.
+    assert "witnessed by mirror-a, mirror-b" in info["log"]
+    first = info["articles"][0]["bundle_id"]
+    held = work / "mirror-b" / "public" / "bundles" / f"{first}.zip"
+    checked = subprocess.run(
+        [TAMIZDAT, "verify", str(held), "--root-key", info["root_keyid"], "--require-log", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert sorted(json.loads(checked.stdout)["log"]["witnesses"]) == ["mirror-a", "mirror-b"]

@@ -7,6 +7,10 @@ caption, sections and a byline) through the publishing API, starts mirror A
 syncing from the origin and mirror B syncing from A, waits until B serves
 verified copies, prints the addresses, the root key id and a share link, and
 runs until Ctrl-C.
+
+Both mirrors are the publisher's log witnesses (policy: 2 of mirror-a and
+mirror-b): the demo also waits until mirror B serves a log proof of the first
+bundle that both witnessed, and checks it as a reader would.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 import click
 from aiohttp import web
 
+from tamizdat.bundles.tlog.reader import check_log_proof
 from tamizdat.bundles.verify import verify_bundle
 from tamizdat.clikit import emit, guarded, json_option
 from tamizdat.errors import TamizdatError
@@ -90,16 +95,17 @@ async def run_demo(work: Path, *, port: int | None = None) -> AsyncIterator[dict
     from tamizdat.server.reader.links import build_link
 
     started = time.monotonic()
+    ports = [port, port + 1, port + 2] if port else [_free_port(), _free_port(), _free_port()]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
     keydir = KeyDir(work / "keys")
     if not (keydir.path / "root.json").exists():
         keydir.init(PUBLISHER)
+        witness_policy(keydir, work, urls[1:])
         shutil.move(keydir.path / ROOT_PRIVATE, work / "offline-root-keys")
     root_id = keydir.root_keyid()
-    ports = [port, port + 1, port + 2] if port else [_free_port(), _free_port(), _free_port()]
-    urls = [f"http://127.0.0.1:{p}" for p in ports]
     nodes: list[Node] = []
     try:
-        origin = origin_app(work / "origin", keydir.path, round_seconds=0.5, mirrors=urls[1:])
+        origin = origin_app(work / "origin", keydir.path, round_seconds=0.5, mirrors=urls[1:], tlog_gather_interval=1.0)
         nodes.append(await _start(origin, ports[0], "origin"))
         service = origin[ORIGIN]
         token = await tokens.create(service.store, f"demo-{int(time.time())}")
@@ -112,7 +118,7 @@ async def run_demo(work: Path, *, port: int | None = None) -> AsyncIterator[dict
             ("mirror A", "mirror-a", urls[0], ports[1]),
             ("mirror B", "mirror-b", urls[1], ports[2]),
         ):
-            mirror = Mirror(DataDir(work / data), root_keyid=root_id, upstreams=[upstream + "/"])
+            mirror = Mirror(DataDir(work / data), root_keyid=root_id, upstreams=[upstream + "/"], witness_name=data)
             mirrors.append(mirror)
             nodes.append(await _start(mirror_app(mirror, interval=2.0), p, name))
             await _until(lambda m=mirror: _holds(m, wanted), f"{name} syncing")
@@ -120,6 +126,9 @@ async def run_demo(work: Path, *, port: int | None = None) -> AsyncIterator[dict
         first = published[0]["bundle_id"]
         held = mirrors[-1].data.bundle_path(first)
         checked = await asyncio.to_thread(verify_bundle, held, root_keyid=root_id)
+        proof_path = held.with_name(held.name.removesuffix(".zip") + ".tlog-proof")
+        await _until(lambda: _witnessed(proof_path, checked), "mirror B serving a witnessed log proof")
+        logged = check_log_proof(first, proof_path.read_bytes(), checked.root, now=int(time.time()))
         link = build_link(urls[2], first, root_id, [urls[1], urls[0]])
         yield {
             "ok": True,
@@ -129,12 +138,37 @@ async def run_demo(work: Path, *, port: int | None = None) -> AsyncIterator[dict
             "articles": [{"id": r["id"], "bundle_id": r["bundle_id"]} for r in published],
             "share_link": str(link),
             "verified_on_mirror_b": checked.bundle_id == first,
+            "log": logged.line(),
             "ready_seconds": round(time.monotonic() - started, 2),
             "workdir": str(work),
         }
     finally:
         for node in reversed(nodes):
             await node.runner.cleanup()
+
+
+def witness_policy(keydir: KeyDir, work: Path, urls: list[str]) -> None:
+    """Make the two mirrors' witness keys and a root whose log needs both of them."""
+    from tamizdat.bundles.tlog.trust import LogTrust
+    from tamizdat.mirror.witnesskey import ensure_witness_key
+    from tamizdat.server.datadir import DataDir
+
+    lines = []
+    for name, url in zip(("mirror-a", "mirror-b"), urls, strict=True):
+        wkey = ensure_witness_key(DataDir(work / name).create(), name=name)
+        lines.append(f"witness {name} {wkey.vkey()} {url}/")
+    policy = "\n".join([*lines, "group mirrors 2 mirror-a mirror-b", "quorum mirrors"]) + "\n"
+    keydir.set_log_policy(policy, check=LogTrust.from_root)
+
+
+async def _witnessed(proof: Path, checked: Any) -> bool:
+    if not proof.exists():
+        return False
+    try:
+        verdict = check_log_proof(checked.bundle_id, proof.read_bytes(), checked.root, now=int(time.time()))
+    except TamizdatError:
+        return False
+    return len(verdict.witnesses) == 2
 
 
 async def _holds(mirror: Any, wanted: set[str]) -> bool:
@@ -149,6 +183,7 @@ async def _serve(work: Path, port: int | None, as_json: bool, wait: bool) -> Non
             f"mirror B:  {info['mirrors'][1]}/   (syncs from mirror A)",
             f"root key id (what readers pin): {info['root_keyid']}",
             f"share link: {info['share_link']}",
+            f"log proof on mirror B: {info['log']}",
             f"ready in {info['ready_seconds']} s; every bundle on mirror B verified.",
         ]
         if wait:
