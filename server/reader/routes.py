@@ -138,6 +138,8 @@ class Reader:
         self.public_url = str(settings.get("public_url") or "")
         self._verifier_cache: tuple[Any, bytes | None, str] | None = None
         self._homes: OrderedDict[tuple[int, Any], tuple[Snapshot, asyncio.Future[HomeList]]] = OrderedDict()
+        self._home_seq = 0
+        self._home_last: tuple[int, HomeList] | None = None  # the newest list computed (sequence, list)
 
     def routes(self) -> list[web.RouteDef]:
         return [_guarded(route) for route in self._routes()]
@@ -280,31 +282,33 @@ class Reader:
         """The home page's articles for this snapshot and this state of ``bundles/``, computed once.
 
         ``bundles/`` changes its mtime with every file renamed in or out, so one
-        ``stat`` tells whether a listed file may have come, gone or changed.
-        Concurrent requests share one computation.
+        ``stat`` tells whether a listed file may have come, gone or changed. The
+        request that notices a change waits for the new list (so one client never
+        goes back in time); requests arriving while it is computed get the
+        previous list at once: on a busy event loop every step of the
+        computation waits a full round of other requests.
         """
         key = (id(snap), _stat(self.datadir.public / "bundles"))
         hit = self._homes.get(key)
-        if hit is None or hit[0] is not snap:
-            hit = (snap, asyncio.ensure_future(self._compute_home(snap)))
-            self._homes[key] = hit
-            while len(self._homes) > HOME_CACHE:
-                self._homes.popitem(last=False)
-            hit[1].add_done_callback(lambda fut: self._forget_failed(key, fut))
-        else:
+        if hit is not None and hit[0] is snap:
             self._homes.move_to_end(key)
+            if not hit[1].done() and self._home_last is not None:
+                return self._home_last[1]
+            return await asyncio.shield(hit[1])
+        self._home_seq += 1
+        hit = (snap, asyncio.ensure_future(self._compute_home(snap, self._home_seq)))
+        self._homes[key] = hit
+        while len(self._homes) > HOME_CACHE:
+            self._homes.popitem(last=False)
+        hit[1].add_done_callback(lambda fut: self._forget_failed(key, fut))
         return await asyncio.shield(hit[1])
 
     def _forget_failed(self, key: tuple[int, Any], fut: asyncio.Future[HomeList]) -> None:
         if (fut.cancelled() or fut.exception() is not None) and self._homes.get(key, (None, None))[1] is fut:
             del self._homes[key]
 
-    async def _compute_home(self, snap: Snapshot) -> HomeList:
-        candidates = snap.newest[:HOME_BUNDLES]
-        verified: list[VerifiedBundle | None] = []
-        for start in range(0, len(candidates), HOME_BATCH):  # a few open files at a time
-            batch = candidates[start : start + HOME_BATCH]
-            verified += await asyncio.gather(*(self.store.try_verified(snap, e.id) for e in batch))
+    async def _compute_home(self, snap: Snapshot, seq: int) -> HomeList:
+        verified = await self.store.verified_many(snap, [e.id for e in snap.newest[:HOME_BUNDLES]], HOME_BATCH)
         groups: dict[str, list[HomeItem]] = {}
         for vb in verified:
             if vb is None:
@@ -313,7 +317,10 @@ class Reader:
                 items = groups.setdefault(a.lang, [])
                 if len(items) < HOME_PER_LANG:
                     items.append(HomeItem(f"/v/{vb.bundle_id}/{n}", a.title, a.byline, a.updated or a.published))
-        return HomeList({lg: sorted(items, key=lambda x: x.when, reverse=True) for lg, items in groups.items()})
+        home = HomeList({lg: sorted(items, key=lambda x: x.when, reverse=True) for lg, items in groups.items()})
+        if self._home_last is None or self._home_last[0] < seq:
+            self._home_last = (seq, home)
+        return home
 
     async def _open(self, r: Req, bundle_id: str) -> VerifiedBundle | web.Response:
         try:

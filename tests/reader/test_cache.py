@@ -177,3 +177,28 @@ def test_a_failed_reload_is_retried(url: str, data: DataDir, monkeypatch: pytest
     assert rhttp.get(url + "/").status == 500  # the reader's own plain error page
     assert HEADLINE in home(url)
     assert len(calls) == 2
+
+
+def test_readers_get_the_previous_home_list_while_a_new_one_is_computed(
+    url: str, data: DataDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert HEADLINE in home(url)
+    bid = english_bundles(url, data)[0]
+    release, started = threading.Event(), threading.Event()
+    real = store_mod._verify_one
+
+    def slow(*args: Any) -> store_mod.Verdict:
+        started.set()
+        assert release.wait(30)
+        return real(*args)
+
+    monkeypatch.setattr(store_mod, "_verify_one", slow)
+    replace_file(data.bundle_path(bid), data.bundle_path(bid).read_bytes())  # a new inode: verified again
+    with ThreadPoolExecutor(1) as pool:
+        noticing = pool.submit(rhttp.get, url + "/")
+        assert started.wait(30)
+        assert HEADLINE in home(url)  # at once, from the list computed before
+        assert not noticing.done()
+        release.set()
+        reply = noticing.result(timeout=30)
+    assert reply.status == 200 and HEADLINE in reply.text
