@@ -33,6 +33,15 @@ class Counters:
     bytes: int = 0
 
 
+@dataclass(frozen=True)
+class Ranged:
+    """A file's bytes from ``offset`` on (0: the whole file, when the source ignores ranges) and its length."""
+
+    data: bytes
+    offset: int
+    total: int
+
+
 class Upstream(Protocol):
     """A source of the static tree."""
 
@@ -50,6 +59,10 @@ class Upstream(Protocol):
 
     async def fetch_to_file(self, rel: str, dest: Path, *, max_bytes: int, timeout: float) -> tuple[int, str]:
         """Stream ``rel`` into ``dest``; returns (size, SHA-256 hex)."""
+        ...
+
+    async def fetch_range(self, rel: str, start: int, *, max_bytes: int, timeout: float) -> Ranged:
+        """``rel`` from byte ``start`` on (a file of at most ``max_bytes``); the whole file if ranges are unsupported."""
         ...
 
 
@@ -99,6 +112,13 @@ class HttpUpstream:
         self.counters.bytes += size
         return size, digest
 
+    async def fetch_range(self, rel: str, start: int, *, max_bytes: int, timeout: float) -> Ranged:
+        self.counters.requests += 1
+        fetched = self.client.fetch_range(self.spec + rel, start, max_bytes=max_bytes)
+        data, offset, total = await _deadline(rel, timeout, fetched)
+        self.counters.bytes += len(data)
+        return Ranged(data, offset, total)
+
 
 class DirectoryUpstream:
     """The same tree on a local disk: a USB stick, an export, a shared folder."""
@@ -138,6 +158,13 @@ class DirectoryUpstream:
             raise RejectedError(f"{rel} grew over {max_bytes} bytes", code="too-large")
         return data
 
+    def _read_range(self, rel: str, start: int, max_bytes: int) -> Ranged:
+        fd, size = self._open(rel, max_bytes)
+        with os.fdopen(fd, "rb") as fh:
+            fh.seek(min(start, size))
+            data = fh.read(max_bytes + 1)
+        return Ranged(data, min(start, size), size)
+
     def _copy(self, rel: str, dest: Path, max_bytes: int) -> tuple[int, str]:
         fd, _ = self._open(rel, max_bytes)
         digest = hashlib.sha256()
@@ -162,6 +189,12 @@ class DirectoryUpstream:
         size, digest = await _deadline(rel, timeout, asyncio.to_thread(self._copy, rel, dest, max_bytes))
         self.counters.bytes += size
         return size, digest
+
+    async def fetch_range(self, rel: str, start: int, *, max_bytes: int, timeout: float) -> Ranged:
+        self.counters.requests += 1
+        got = await _deadline(rel, timeout, asyncio.to_thread(self._read_range, rel, start, max_bytes))
+        self.counters.bytes += len(got.data)
+        return got
 
 
 def make_upstream(spec: str, client: BoundedClient) -> Upstream:

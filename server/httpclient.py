@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from tamizdat import __version__
 from tamizdat.errors import NetworkError, RejectedError
 
 CHUNK = 256 * 1024
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,15})-([0-9]{1,15})/([0-9]{1,15})")
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class BoundedClient:
 
     @asynccontextmanager
     async def _get(
-        self, url: str, max_bytes: int, headers: dict[str, str] | None
+        self, url: str, max_bytes: int, headers: dict[str, str] | None, *, partial: bool = False
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         assert self._session is not None, "use BoundedClient as an async context manager"
         check_url(url)
@@ -102,7 +104,7 @@ class BoundedClient:
                         raise RejectedError(f"{_host(url)} redirects to another host or scheme", code="bad-redirect")
                     current = target
                     continue
-                if resp.status != 200:
+                if resp.status != 200 and not (partial and resp.status == 206):
                     raise NetworkError(f"{_host(current)} answered HTTP {resp.status}", code=f"http-{resp.status}")
                 if resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", ""):
                     raise RejectedError(f"{_host(current)} sent an encoded body", code="content-encoding")
@@ -139,6 +141,32 @@ class BoundedClient:
             async for chunk in self._chunks(resp, cap):
                 parts.append(chunk)
         return b"".join(parts)
+
+    async def fetch_range(self, url: str, start: int, *, max_bytes: int) -> tuple[bytes, int, int]:
+        """GET ``url`` from byte ``start`` on (``Range: bytes=<start>-``): (body, its first byte, file length).
+
+        A server without range support answers 200 with the whole file (first
+        byte 0). A 206 must carry a ``Content-Range`` that starts at ``start``,
+        runs to the end of the file and matches the body; anything else is
+        refused (``bad-range``), never trusted. ``max_bytes`` caps the body.
+        """
+        parts: list[bytes] = []
+        async with self._get(url, max_bytes, {"Range": f"bytes={start}-"}, partial=True) as resp:
+            async for chunk in self._chunks(resp, max_bytes):
+                parts.append(chunk)
+            body = b"".join(parts)
+            if resp.status == 200:
+                return body, 0, len(body)
+            m = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
+            if m is None:
+                raise RejectedError(f"{_host(url)} sent a partial response without a byte range", code="bad-range")
+            first, last, total = (int(g) for g in m.groups())
+            if first != start or last != total - 1 or len(body) != last - first + 1:
+                raise RejectedError(
+                    f"{_host(url)} sent bytes {first}-{last}/{total} ({len(body)} bytes) for bytes={start}-",
+                    code="bad-range",
+                )
+            return body, first, total
 
     async def fetch_to_file(self, url: str, dest: Path, *, max_bytes: int) -> tuple[int, str]:
         """Stream ``url`` into ``dest`` (created/truncated); returns (size, sha256 hex).
