@@ -62,7 +62,7 @@ class Upstream(Protocol):
         ...
 
     async def fetch_range(self, rel: str, start: int, *, max_bytes: int, timeout: float) -> Ranged:
-        """``rel`` from byte ``start`` on (a file of at most ``max_bytes``); the whole file if ranges are unsupported."""
+        """``rel`` from byte ``start`` on (a file of at most ``max_bytes``); the whole file without range support."""
         ...
 
 
