@@ -8,16 +8,19 @@ a log (``tlog``):
    (``<url>/tlog/witness/<hex sha256(origin)>/checkpoint``) except this one.
 2. A larger checkpoint from the first: only the entry bundles from the
    accepted size's tile on (``tlog/tile/entries/...``; a vanished partial falls
-   back to the full bundle); the witness rebuilds the root; this mirror's own
-   tiles are written under ``public/tlog/tile``, one filesystem sync, then the
-   state (``DATA/state/tlog/witness.json``) is saved.
+   back to the full bundle), and of the first one only the new entries (every
+   entry is 36 bytes: ``Range: bytes=<36 k>-`` when ``k`` of its entries are
+   accepted; a server without ranges sends it whole); the witness rebuilds the
+   root; this mirror's own tiles are written under ``public/tlog/tile``, one
+   filesystem sync, then the state (``DATA/state/tlog/witness.json``) is saved.
 3. The leaves are checked against the served index; when they agree and a
    cosignature is due, the witness view is written to
    ``public/tlog/witness/<oh>/checkpoint``.
 4. ``public/tlog/checkpoint``: the accepted note with the newest cosignature of
    each witness merged in. Once the counted cosignatures meet the policy's
-   quorum: ``bundles/<id>.tlog-proof`` for held bundles that lack one (never
-   rewritten) and ``tlog/index.tlog-proof``, all from the mirror's own tiles.
+   quorum: ``tlog/index.tlog-proof`` and ``bundles/<id>.tlog-proof`` for held
+   bundles that lack one (never rewritten; at most ``max_proofs`` a round, the
+   rest in later rounds: ``mirror.logproofs``), all from the mirror's own tiles.
 
 A sticky refusal (``fork``) writes both signed notes to
 ``DATA/state/tlog-evidence/`` and ``public/tlog/witness/<oh>/evidence/`` and
@@ -42,20 +45,9 @@ from pathlib import Path
 from typing import Any
 
 from tamizdat.bundles.tlog.builder import TileBatch, TreeBuilder
-from tamizdat.bundles.tlog.hashing import EMPTY_ROOT, HASH_SIZE, CompactRange, Node, leaf_hash, perfect_root
+from tamizdat.bundles.tlog.hashing import EMPTY_ROOT, HASH_SIZE, CompactRange, leaf_hash
 from tamizdat.bundles.tlog.leaf import LEAF_SIZE
-from tamizdat.bundles.tlog.proof_file import ProofFile
-from tamizdat.bundles.tlog.proofs import prove_inclusion
-from tamizdat.bundles.tlog.tiles import (
-    TILE_HEIGHT,
-    TILE_WIDTH,
-    TileId,
-    decode_entry_bundle,
-    root_from_tiles,
-    split_hashes,
-    tile_for,
-    tile_layout,
-)
+from tamizdat.bundles.tlog.tiles import TILE_WIDTH, TileId, decode_entry_bundle, root_from_tiles, tile_layout
 from tamizdat.bundles.tlog.trust import LogTrust
 from tamizdat.errors import NetworkError, RejectedError, TamizdatError
 from tamizdat.fsutil import atomic_write, remove_stale_temp
@@ -65,8 +57,19 @@ from tamizdat.server.datadir import DataDir, sync_filesystem
 from tamizdat.server.httpclient import BoundedClient
 
 from .config import SyncConfig
-from .upstream import HttpUpstream, Upstream, make_upstream
-from .witness import LogContents, LogRefusal, LogWitness, Offer, ServedIndex, WitnessState
+from .logproofs import ProofBacklog, ProofMaker, proof_bytes
+from .upstream import HttpUpstream, Ranged, Upstream, make_upstream
+from .witness import (
+    BAD_TILE,
+    ENTRY_BYTES,
+    EntryTail,
+    LogContents,
+    LogRefusal,
+    LogWitness,
+    Offer,
+    ServedIndex,
+    WitnessState,
+)
 from .witnesskey import ensure_witness_key
 
 log = logging.getLogger("tamizdat.mirror")
@@ -74,7 +77,9 @@ log = logging.getLogger("tamizdat.mirror")
 STATE_FILE = "witness.json"
 MAX_CHECKPOINT_BYTES = 64 * 1024  # a checkpoint with 64 signatures is under 10 KB
 MAX_ENTRY_BUNDLE_BYTES = TILE_WIDTH * (2 + LEAF_SIZE)  # every tamizdat leaf is 34 bytes
-PARTIAL_GRACE = 7 * 24 * 3600  # seconds partial tiles stay after their full tile exists
+PARTIAL_GRACE = 7 * 24 * 3600  # seconds partial tiles stay after their full tile exists (tlog_partial_grace)
+MAX_PROOFS = 100_000  # bundle proofs written per round at most (the first quorum over a big log: many rounds)
+PROOF_SECONDS = 30.0  # and for at most this long per round
 NOT_FOUND = ("http-404", "not-found")
 OK, STALE, NO_CHECKPOINT = "ok", "stale", "no-checkpoint"
 
@@ -92,6 +97,7 @@ class Round:
     cosigned: bool = False
     requests: int = 0
     bytes: int = 0
+    proofs: int = 0  # bundle proofs written this round
 
     def problem(self, code: str, message: str) -> None:
         self.problems.append((code, message))
@@ -110,15 +116,22 @@ class LogSync:
         config: SyncConfig,
         clock: Callable[[], int] = lambda: int(time.time()),
         witness_name: str | None = None,
+        partial_grace: int = PARTIAL_GRACE,
+        max_proofs: int = MAX_PROOFS,
+        proof_seconds: float = PROOF_SECONDS,
     ):
         self.data = data
         self.config = config
         self.clock = clock
         self.witness_name = witness_name or None
+        self.partial_grace = partial_grace
+        self.max_proofs = max_proofs
+        self.proof_seconds = proof_seconds
         self.tlog = data.public / "tlog"
         self.dir = data.state / "tlog"
         self.evidence_dir = data.state / "tlog-evidence"
         self._contents: tuple[str, LogContents] | None = None  # (origin, contents) cached between rounds
+        self._backlog: tuple[LogContents, ProofBacklog] | None = None  # bundle proofs still to write
 
     # -- state -----------------------------------------------------------
     @property
@@ -226,7 +239,7 @@ class LogSync:
         now = self.clock()
         keep: list[tuple[str, int]] = []
         for rel, since in state.garbage:
-            if now - since < PARTIAL_GRACE:
+            if now - since < self.partial_grace:
                 keep.append((rel, since))
                 continue
             shutil.rmtree(self.tlog / rel, ignore_errors=True)
@@ -387,22 +400,31 @@ class LogSync:
 
         # 4. The merged checkpoint, then proofs once the quorum is met.
         st.checkpoint = w.merged(merge)
-        await asyncio.to_thread(self._publish, w, view)
+        rnd.proofs = await asyncio.to_thread(self._publish, w, view)
         await asyncio.to_thread(self._collect_garbage, st)  # only once tlog/checkpoint names the new size
 
     async def _extend(self, up: Upstream, w: LogWitness, offer: Offer, rnd: Round) -> None:
-        fetched: dict[TileId, bytes] = {}
-        for tile in w.entry_tiles(offer.size):
-            try:
-                try:
-                    fetched[tile] = await self._fetch(up, "tlog/" + tile.path(), MAX_ENTRY_BUNDLE_BYTES, rnd)
-                except NetworkError as exc:
-                    if not tile.is_partial or exc.code not in NOT_FOUND:
-                        raise
-                    full = "tlog/" + tile.full().path()  # a partial vanishes once the full bundle exists
-                    fetched[tile] = await self._fetch(up, full, MAX_ENTRY_BUNDLE_BYTES, rnd)
-            except NetworkError as exc:
-                raise LogRefusal(f"entry bundle {tile.path()}: {exc.message}", code="entries-unavailable") from None
+        tiles = w.entry_tiles(offer.size)
+        gate = asyncio.Semaphore(self.config.concurrency)
+
+        async def one(tile: TileId) -> bytes | EntryTail:
+            async with gate:
+                return await self._entry_bundle(up, tile, max(0, w.state.size - tile.start), rnd)
+
+        got = await asyncio.gather(*(one(t) for t in tiles), return_exceptions=True)
+        fetched: dict[TileId, bytes | EntryTail] = {}
+        for tile, result in zip(tiles, got, strict=True):
+            if isinstance(result, NetworkError):
+                if result.code == "http-416":
+                    raise LogRefusal(
+                        f"entry bundle {tile.path()} is shorter than the entries already accepted", code=BAD_TILE
+                    )
+                raise LogRefusal(f"entry bundle {tile.path()}: {result.message}", code="entries-unavailable")
+            if isinstance(result, RejectedError) and result.code == "bad-range":
+                raise LogRefusal(f"entry bundle {tile.path()}: {result.message}", code=BAD_TILE)
+            if isinstance(result, BaseException):
+                raise result
+            fetched[tile] = result
         builder = await asyncio.to_thread(self._builder, w.state)
         ext = await asyncio.to_thread(w.extend, offer, fetched, builder)
         await asyncio.to_thread(self._write_batch, ext.batch)
@@ -438,6 +460,32 @@ class LogSync:
             rnd.requests += up.counters.requests - before[0]
             rnd.bytes += up.counters.bytes - before[1]
 
+    async def _fetch_range(self, up: Upstream, rel: str, start: int, rnd: Round) -> Ranged:
+        before = up.counters.requests, up.counters.bytes
+        try:
+            timeout = self.config.document_timeout
+            return await up.fetch_range(rel, start, max_bytes=MAX_ENTRY_BUNDLE_BYTES, timeout=timeout)
+        finally:
+            rnd.requests += up.counters.requests - before[0]
+            rnd.bytes += up.counters.bytes - before[1]
+
+    async def _entry_bundle(self, up: Upstream, tile: TileId, skip: int, rnd: Round) -> bytes | EntryTail:
+        """An entry bundle; with ``skip`` entries already accepted, only the bytes after them (a range).
+
+        A partial bundle vanishes once the full one exists: then the full one, from the same byte.
+        """
+        for t in (tile, tile.full()) if tile.is_partial else (tile,):
+            rel = "tlog/" + t.path()
+            try:
+                if not skip:
+                    return await self._fetch(up, rel, MAX_ENTRY_BUNDLE_BYTES, rnd)
+                got = await self._fetch_range(up, rel, skip * ENTRY_BYTES, rnd)
+                return EntryTail(got.data, got.offset, got.total, whole=t != tile)
+            except NetworkError as exc:
+                if t == tile.full() or exc.code not in NOT_FOUND:
+                    raise
+        raise AssertionError("unreachable")
+
     # -- writing -----------------------------------------------------------
     def _write_public(self, rel: str, body: bytes) -> None:
         path = self.data.public / rel
@@ -457,8 +505,11 @@ class LogSync:
         rnd.problem(alarm.code, alarm.message)
         log.error("log witness stopped cosigning: %s (%s); evidence kept", refusal.message, refusal.code)
 
-    def _publish(self, w: LogWitness, view: ServedIndex) -> None:
-        """``tlog/checkpoint``; with the quorum, the index proof and the missing bundle proofs."""
+    def _publish(self, w: LogWitness, view: ServedIndex) -> int:
+        """``tlog/checkpoint``; with the quorum, the index proof and a batch of missing bundle proofs.
+
+        Returns how many bundle proofs were written.
+        """
         st = w.state
         assert st.checkpoint is not None
         self._write_public("tlog/checkpoint", st.checkpoint)
@@ -468,24 +519,24 @@ class LogSync:
             with contextlib.suppress(FileNotFoundError):  # it proves an index this mirror no longer serves
                 (self.tlog / "index.tlog-proof").unlink()
             st.index_proof = None
+        backlog = self.backlog(w.contents)
+        backlog.update(w.contents.bundles, w.contents.bundle_order, view.held)  # also drops proofs of gone bundles
         if not quorum:
-            return
-        size, note = st.size, st.checkpoint
-        prove = ProofMaker(size, self.read_tile)
-
-        def proof(index: int) -> bytes:
-            return ProofFile(index, tuple(prove(index)), note).to_bytes()
-
+            return 0
+        proof = proof_bytes(ProofMaker(st.size, self.read_tile), st.checkpoint)
         if index_at is not None:
             self._write_public("tlog/index.tlog-proof", proof(index_at))
             st.index_proof = view.payload_sha256
-        have = {n[:-11] for n in os.listdir(self.data.bundles) if n.endswith(".tlog-proof")}
-        todo = sorted((index, bid) for bid, index in w.bundle_leaves().items() if bid in view.held and bid not in have)
-        for index, bid in todo:  # in leaf order: neighbours share the cached nodes
-            atomic_write(self.data.bundles / f"{bid}.tlog-proof", proof(index), durable=False)
-        for bid in have - view.held:  # the bundle left (retracted, pruned): its proof goes with it
-            with contextlib.suppress(FileNotFoundError):
-                (self.data.bundles / f"{bid}.tlog-proof").unlink()
+        written = backlog.write(proof, limit=self.max_proofs, deadline=time.monotonic() + self.proof_seconds)
+        if backlog.pending:
+            log.info("wrote %d bundle proofs; %d wait for the next rounds", written, backlog.pending)
+        return written
+
+    def backlog(self, contents: LogContents) -> ProofBacklog:
+        """The bundle proofs still to write for these log contents (built on first use)."""
+        if self._backlog is None or self._backlog[0] is not contents:
+            self._backlog = (contents, ProofBacklog(self.data.bundles))
+        return self._backlog[1]
 
     # -- reporting ---------------------------------------------------------
     def _report(self, rnd: Round, w: LogWitness | None, trust: LogTrust | None) -> dict[str, Any]:
@@ -510,11 +561,17 @@ class LogSync:
             "quorum": quorum,
             "witness": None if w is None else w.policy_name(),
             "evidence": evidence,
+            "proofs": rnd.proofs,
+            "proofs_pending": self._pending(w),
             "sources": rnd.sources,
             "requests": rnd.requests,
             "bytes": rnd.bytes,
             "at": _iso(self.clock()),
         }
+
+    def _pending(self, w: LogWitness | None) -> int | None:
+        held = self._backlog
+        return held[1].pending if w is not None and held is not None and held[0] is w.contents else None
 
     # -- operator ------------------------------------------------------------
     def clear(self, *, forget: bool) -> dict[str, Any]:
@@ -536,54 +593,12 @@ class LogSync:
                     with contextlib.suppress(FileNotFoundError):
                         (folder / "checkpoint").unlink()
             self._contents = None
+            self._backlog = None
         elif state is not None and state.alarm is not None:
             state.alarm = None
             state.last = {}
             self.save_state(state)
         return {"cleared": cleared, "forgot": forget, "size": 0 if forget or state is None else state.size}
-
-
-class ProofMaker:
-    """Inclusion proofs of many leaves of one tree from the mirror's tiles, with node hashes cached.
-
-    Proofs of neighbouring leaves share most nodes: nodes of a tile level or
-    more are kept for the whole batch (two per 256 leaves), lower ones only
-    while the leaves stay in one level-0 tile; split tiles are kept a while.
-    """
-
-    def __init__(self, size: int, read_tile: Callable[[TileId], bytes]):
-        self.size = size
-        self._read_tile = read_tile
-        self._tiles: dict[TileId, list[bytes]] = {}
-        self._high: dict[Node, bytes] = {}
-        self._low: dict[Node, bytes] = {}
-        self._low_tile = -1
-
-    def _hashes(self, tile: TileId) -> list[bytes]:
-        hashes = self._tiles.get(tile)
-        if hashes is None:
-            if len(self._tiles) >= 64:
-                self._tiles.clear()
-            hashes = self._tiles[tile] = split_hashes(self._read_tile(tile), tile.width)
-        return hashes
-
-    def _node(self, node: Node) -> bytes:
-        level, index = node
-        cache = self._high if level >= TILE_HEIGHT else self._low
-        h = cache.get(node)
-        if h is None:
-            tile_level, height = divmod(level, TILE_HEIGHT)
-            first = index << height
-            offset = first & (TILE_WIDTH - 1)
-            run = self._hashes(tile_for(tile_level, first, self.size))[offset : offset + (1 << height)]
-            h = cache[node] = run[0] if height == 0 else perfect_root(run)
-        return h
-
-    def __call__(self, index: int) -> list[bytes]:
-        if index >> TILE_HEIGHT != self._low_tile:
-            self._low.clear()
-            self._low_tile = index >> TILE_HEIGHT
-        return prove_inclusion(index, self.size, lambda nodes: [self._node(n) for n in nodes])
 
 
 def _first_entries(data: bytes, count: int) -> bytes:
@@ -592,4 +607,4 @@ def _first_entries(data: bytes, count: int) -> bytes:
     return b"".join(len(e).to_bytes(2, "big") + e for e in entries)
 
 
-__all__ = ["LogSync"]
+__all__ = ["LogSync", "ProofMaker"]

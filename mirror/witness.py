@@ -26,6 +26,9 @@ Rules (docs/transparency.md, "Mirror as witness"):
   ``bundle-missing``, ``hidden-retraction``, ``unlogged-bundle``,
   ``unlogged-retraction``. Leaves that break the log's own rules are
   ``bad-log-entry``.
+- The leaf checks are incremental: after one full pass, a round looks at the
+  new leaves and at what changed in the served index since the last round that
+  agreed (any doubt falls back to the full pass, which names the first failure).
 - Cosign a new checkpoint once; re-cosign an unchanged one when the own
   cosignature is an hour old. Cosignatures older than the root's ``max_age``
   (or dated more than five minutes ahead) never count toward the quorum.
@@ -46,7 +49,7 @@ from tamizdat.bundles.tlog.checkpoint import SignedCheckpoint, merge_cosignature
 from tamizdat.bundles.tlog.cosignature import CosignatureSigner
 from tamizdat.bundles.tlog.errors import LeafError, TileError
 from tamizdat.bundles.tlog.hashing import EMPTY_ROOT, HASH_SIZE, CompactRange
-from tamizdat.bundles.tlog.leaf import Leaf, LeafKind
+from tamizdat.bundles.tlog.leaf import LEAF_SIZE, Leaf, LeafKind
 from tamizdat.bundles.tlog.note import Note, Verifier
 from tamizdat.bundles.tlog.tiles import ENTRIES, TILE_HEIGHT, TILE_WIDTH, TileId, decode_entry_bundle
 from tamizdat.bundles.tlog.trust import LogTrust
@@ -57,6 +60,7 @@ STATE_FORMAT = 1
 RECOSIGN_AFTER = 3600  # seconds: an unchanged checkpoint is cosigned again once the own cosignature is this old
 FUTURE_SKEW = 300  # seconds a cosignature may be dated ahead and still count (as the readers allow)
 MAX_PENDING = 16  # larger views from other sources remembered until the accepted tree reaches them
+ENTRY_BYTES = 2 + LEAF_SIZE  # every entry of an entry bundle: uint16 length + a 34-byte leaf
 
 # Codes of LogRefusal (also the health "state" values).
 FORK = "fork"
@@ -214,14 +218,21 @@ class ServedIndex:
 
 
 class LogContents:
-    """What the accepted leaves say: bundle, retraction and index leaves by id, with their positions."""
+    """What the accepted leaves say: bundle, retraction and index leaves by id, with their positions.
+
+    It also remembers the served index the leaves last agreed with (:meth:`agreed_with`) and
+    the leaves added since, so the next check looks only at what changed.
+    """
 
     def __init__(self) -> None:
         self.size = 0
         self.bundles: dict[str, int] = {}
         self.retractions: dict[str, int] = {}
         self.indexes: dict[str, int] = {}
+        self.bundle_order: list[str] = []  # bundle ids in log order
         self.last: Leaf | None = None
+        self.agreed: ServedIndex | None = None  # the served index the leaves last agreed with
+        self.since: list[Leaf] = []  # leaves added after that check
 
     def parse_new(self, entries: Sequence[bytes]) -> list[Leaf]:
         """Parse entries that would follow the current ones; refuse what breaks the log's rules."""
@@ -249,15 +260,25 @@ class LogContents:
 
     def apply(self, leaves: Iterable[Leaf]) -> None:
         """Add leaves already checked by :meth:`parse_new`."""
+        remember = self.agreed is not None
         for leaf in leaves:
+            hid = leaf.id_hex
             if leaf.kind is LeafKind.BUNDLE:
-                self.bundles[leaf.id_hex] = self.size
+                self.bundles[hid] = self.size
+                self.bundle_order.append(hid)
             elif leaf.kind is LeafKind.RETRACTION:
-                self.retractions[leaf.id_hex] = self.size
+                self.retractions[hid] = self.size
             else:
-                self.indexes[leaf.id_hex] = self.size
+                self.indexes[hid] = self.size
+            if remember:
+                self.since.append(leaf)
             self.last = leaf
             self.size += 1
+
+    def agreed_with(self, served: ServedIndex) -> None:
+        """The leaves passed every check against ``served``: the next check starts from here."""
+        self.agreed = served
+        self.since = []
 
     @classmethod
     def rebuild(cls, entries: Iterable[bytes]) -> LogContents:
@@ -271,6 +292,58 @@ class LogContents:
                 batch = []
         out.apply(out.parse_new(batch))
         return out
+
+
+def agrees_since(contents: LogContents, served: ServedIndex) -> bool:
+    """True when the leaves surely still agree with ``served`` (checks 2 to 4 of the leaf checks).
+
+    Looks at the leaves added since the last agreement and at what changed
+    between that round's served index and ``served``: set differences of the
+    two indexes (in C) and a Python pass over the changes only. False means
+    "not sure": run the full check, which names the first failure.
+    """
+    old = contents.agreed
+    if old is None:
+        return False
+    for leaf in contents.since:
+        hid = leaf.id_hex
+        if leaf.kind is LeafKind.BUNDLE:
+            if hid not in served.listed or (hid in served.wanted and hid not in served.held):
+                return False
+        elif leaf.kind is LeafKind.RETRACTION and hid not in served.retracted:
+            return False
+    logged, retractions = contents.bundles, contents.retractions
+    # The old index's listings were all logged and held everything logged it wanted; so were its retractions.
+    if served.listed is not old.listed:
+        added = served.listed - old.listed
+        if len(served.listed) != len(old.listed) + len(added):  # something left the listing
+            return False
+        if any(bid not in logged for bid in added):
+            return False
+    if served.retracted is not old.retracted:
+        added = served.retracted - old.retracted
+        if len(served.retracted) != len(old.retracted) + len(added):
+            return False
+        if any(bid not in retractions for bid in added):
+            return False
+    if served.wanted is not old.wanted or served.held is not old.held:
+        changed = (served.wanted - old.wanted) | (old.held - served.held)
+        if any(bid in logged and bid in served.wanted and bid not in served.held for bid in changed):
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class EntryTail:
+    """An entry bundle's bytes from ``offset`` on, as a ranged request got them (``total``: the file's length).
+
+    ``whole`` says the full bundle answered for a vanished partial one.
+    """
+
+    data: bytes
+    offset: int
+    total: int
+    whole: bool = False
 
 
 @dataclass(frozen=True)
@@ -441,10 +514,13 @@ class LogWitness:
             out.append(TileId(ENTRIES, n, width))
         return out
 
-    def extend(self, offer: Offer, fetched: Mapping[TileId, bytes], builder: TreeBuilder) -> Extension:
+    def extend(self, offer: Offer, fetched: Mapping[TileId, bytes | EntryTail], builder: TreeBuilder) -> Extension:
         """Append the fetched entries to ``builder`` (resumed at the accepted size); the root must match.
 
-        ``builder`` is spoiled when this raises: resume a new one.
+        ``fetched`` holds each of :meth:`entry_tiles`: the whole bundle, or for
+        the first one (which starts with entries already accepted) the byte
+        range of the new entries. ``builder`` is spoiled when this raises:
+        resume a new one.
         """
         if offer.action != "extend" or builder.size != self.state.size:
             raise ValueError("extend needs an 'extend' offer and a builder at the accepted size")
@@ -454,11 +530,15 @@ class LogWitness:
             data = fetched.get(tile)
             if data is None:
                 raise LogRefusal(f"entry bundle {tile.path()} was not fetched", code=BAD_TILE)
+            skip = max(0, self.state.size - tile.start)
+            if isinstance(data, EntryTail) and data.offset:
+                new.extend(_tail_entries(tile, skip, data))
+                continue
+            body = data.data if isinstance(data, EntryTail) else data
             try:
-                entries = decode_entry_bundle(data, tile.width)
+                entries = decode_entry_bundle(body, tile.width)
             except TileError as exc:
                 raise LogRefusal(f"entry bundle {tile.path()}: {exc.message}", code=BAD_TILE) from None
-            skip = max(0, self.state.size - tile.start)
             if skip and entries[:skip] != own_partial[:skip]:
                 raise LogRefusal(f"entry bundle {tile.path()} differs from the accepted entries", code=BAD_TILE)
             new.extend(entries[skip:])
@@ -499,7 +579,10 @@ class LogWitness:
 
     # -- the served index -------------------------------------------------
     def check_leaves(self, served: ServedIndex) -> None:
-        """The accepted leaves against the served index; raises :class:`LogRefusal` (not sticky)."""
+        """The accepted leaves against the served index; raises :class:`LogRefusal` (not sticky).
+
+        After one round that agreed, only the new leaves and the index's changes are looked at.
+        """
         c = self.contents
         last = c.last
         if last is None:
@@ -510,16 +593,9 @@ class LogWitness:
             if served.payload_sha256 in c.indexes:
                 raise LogRefusal("the log already holds a newer index than the one served", code=LOG_BEHIND)
             raise LogRefusal("the served index is not the log's last leaf", code=INDEX_UNLOGGED)
-        for bid in sorted(c.bundles.keys() - served.listed):
-            raise LogRefusal(f"logged bundle {bid[:16]} is not in the served index", code=UNLISTED_BUNDLE)
-        for bid in sorted((c.bundles.keys() & served.wanted) - served.held):
-            raise LogRefusal(f"logged bundle {bid[:16]} is not held", code=BUNDLE_MISSING)
-        for bid in sorted(c.retractions.keys() - served.retracted):
-            raise LogRefusal(f"the served index hides the logged retraction of {bid[:16]}", code=HIDDEN_RETRACTION)
-        for bid in sorted(served.listed - c.bundles.keys()):
-            raise LogRefusal(f"bundle {bid[:16]} is listed but was never logged", code=UNLOGGED_BUNDLE)
-        for bid in sorted(served.retracted - c.retractions.keys()):
-            raise LogRefusal(f"the retraction of {bid[:16]} was never logged", code=UNLOGGED_RETRACTION)
+        if not agrees_since(c, served):
+            _check_all_leaves(c, served)
+        c.agreed_with(served)
 
     # -- cosigning -------------------------------------------------------
     def cosign_due(self) -> bool:
@@ -583,8 +659,50 @@ class LogWitness:
         return self.contents.size - 1
 
 
+def _check_all_leaves(c: LogContents, served: ServedIndex) -> None:
+    """Checks 2 to 4 over the whole log; raises the first failure (in the documented order)."""
+    logged = c.bundles.keys()
+    if not logged <= served.listed:
+        bid = min(logged - served.listed)
+        raise LogRefusal(f"logged bundle {bid[:16]} is not in the served index", code=UNLISTED_BUNDLE)
+    missing = (served.wanted - served.held) & logged
+    if missing:
+        raise LogRefusal(f"logged bundle {min(missing)[:16]} is not held", code=BUNDLE_MISSING)
+    retractions = c.retractions.keys()
+    if not retractions <= served.retracted:
+        bid = min(retractions - served.retracted)
+        raise LogRefusal(f"the served index hides the logged retraction of {bid[:16]}", code=HIDDEN_RETRACTION)
+    if len(served.listed) != len(logged):  # logged <= listed already: equal sizes mean equal sets
+        bid = min(served.listed - logged)
+        raise LogRefusal(f"bundle {bid[:16]} is listed but was never logged", code=UNLOGGED_BUNDLE)
+    if not served.retracted <= retractions:
+        bid = min(served.retracted - retractions)
+        raise LogRefusal(f"the retraction of {bid[:16]} was never logged", code=UNLOGGED_RETRACTION)
+
+
+def _tail_entries(tile: TileId, skip: int, got: EntryTail) -> list[bytes]:
+    """The new entries of a ranged entry bundle: the range must start at entry ``skip`` and run to its end."""
+    width = TILE_WIDTH if got.whole else tile.width
+    if got.offset != skip * ENTRY_BYTES or got.total != width * ENTRY_BYTES or len(got.data) != got.total - got.offset:
+        raise LogRefusal(
+            f"entry bundle {tile.path()}: the upstream sent bytes {got.offset}-{got.offset + len(got.data) - 1}"
+            f"/{got.total}, want {skip * ENTRY_BYTES}-{width * ENTRY_BYTES - 1}/{width * ENTRY_BYTES}",
+            code=BAD_TILE,
+        )
+    try:
+        entries = decode_entry_bundle(got.data)
+    except TileError as exc:
+        raise LogRefusal(f"entry bundle {tile.path()}: {exc.message}", code=BAD_TILE) from None
+    if len(entries) != width - skip:
+        raise LogRefusal(
+            f"entry bundle {tile.path()}: the byte range does not hold {width - skip} entries", code=BAD_TILE
+        )
+    return entries[: tile.width - skip]
+
+
 __all__ = [
     "Alarm",
+    "EntryTail",
     "Evidence",
     "Extension",
     "LogContents",
