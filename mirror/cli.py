@@ -22,7 +22,7 @@ import click
 
 from tamizdat.bundles.verify import check_root_keyid
 from tamizdat.clikit import audience_option, emit, guarded, json_option
-from tamizdat.errors import TamizdatError
+from tamizdat.errors import TamizdatError, UsageError
 from tamizdat.server.datadir import DataDir
 
 from .config import DEFAULT_CONFIG
@@ -95,7 +95,10 @@ def _mirror(data: DataDir, values: dict[str, Any], upstreams: list[str] | None =
     threshold = os.environ.get("TAMIZDAT_TEST_PROCESS_THRESHOLD", "")  # test-only: worker processes for small syncs
     if threshold.isdigit():
         config = replace(config, process_threshold=int(threshold))
-    return Mirror(
+    grace = values["tlog_partial_grace"]
+    if grace < 0:
+        raise UsageError("setting tlog_partial_grace must not be negative (seconds)", code="bad-settings")
+    mirror = Mirror(
         data,
         root_keyid=values["root_keyid"],
         upstreams=upstreams if upstreams is not None else values["upstreams"],
@@ -103,6 +106,8 @@ def _mirror(data: DataDir, values: dict[str, Any], upstreams: list[str] | None =
         config=config,
         witness_name=values.get("witness_name") or None,
     )
+    mirror.logsync.partial_grace = grace
+    return mirror
 
 
 @contextmanager

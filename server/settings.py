@@ -58,7 +58,7 @@ SETTINGS: tuple[Setting, ...] = (
         "tlog_partial_grace",
         int,
         7 * 24 * 3600,
-        "Origin: seconds a partial log tile stays served after its full tile exists (readers mid-fetch).",
+        "Origin and mirror: seconds a partial log tile stays served after its full tile exists (readers mid-fetch).",
     ),
     Setting("max_request_bytes", int, 16 * 1024 * 1024, "Origin: largest API request body accepted."),
     Setting("access_log", bool, False, "Log requests (method, path, status, time; never a client address)."),
