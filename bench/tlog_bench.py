@@ -13,12 +13,22 @@ in-memory file tree with partial-tile collection:
 - catching up 1,000 leaves: a consistency proof computed from the new tree's
   tiles and verified (a light witness), and, for a full mirror, resuming the tree
   state from tiles, appending the 1,000 entries and checking the root;
-- bytes a mirror downloads per sync for the log (the checkpoint with a log
-  signature and four cosignatures, then the entry bundles from
-  ``floor(old/256)``, as ``mirror/logsync.py`` fetches them), for 1 to 1,000 new
-  leaves: the mean over every position of the old size in its entry bundle
-  (goal <= 3 KB + 36 B per new leaf) and the worst case, which re-fetches 255
-  old entries of a partial bundle;
+- bytes a mirror downloads per sync for the log, as ``mirror/logsync.py``
+  fetches them: the checkpoint with a log signature and four cosignatures,
+  then the new entries only (the first entry bundle as a byte range from the
+  first new entry, the others whole), for 1 to 1,000 new leaves: bodies, and on
+  the wire with each response's headers (about ``HEADER_BYTES``, as
+  ``server.static.StaticTree`` sends them; tests/mirror/test_witness_range.py
+  counts the real bytes through a relay), the mean and worst over every
+  position of the old size in its entry bundle (goal <= 3 KB + 36 B per new
+  leaf);
+- a mirror witness's round at N leaves with 1,000 new (in memory, as
+  ``mirror/logsync.py`` drives ``mirror/witness.py``): resuming the tree from
+  its own tiles, appending and checking the root, the incremental leaf check
+  against a served index of N bundles and the proof backlog's bookkeeping,
+  against the full leaf check every round used to run; the one-time rebuild of
+  the log's contents at start; proofs for a first quorum (CPU per proof, file
+  writes per proof, rounds of ``MAX_PROOFS`` / ``PROOF_SECONDS`` it takes);
 - bytes on disk after collection: full tiles, entry bundles and the current
   partials (goal <= 32.2 B + 36 B per leaf + 64 KB); then the older partials that
   checkpoints of earlier sizes still need (tlog-tiles lets a log delete a partial
@@ -33,16 +43,19 @@ met); ``run(ctx)`` adapts them for ``bench/run``.
 from __future__ import annotations
 
 import hashlib
+import math
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tamizdat.bundles.tlog.builder import TreeBuilder
 from tamizdat.bundles.tlog.checkpoint import Checkpoint, sign_checkpoint
 from tamizdat.bundles.tlog.cosignature import CosignatureSigner
 from tamizdat.bundles.tlog.hashing import leaf_hash
-from tamizdat.bundles.tlog.leaf import LEAF_SIZE, Leaf, LeafKind, log_origin
+from tamizdat.bundles.tlog.leaf import Leaf, LeafKind, log_origin
 from tamizdat.bundles.tlog.note import Ed25519Signer, Note
 from tamizdat.bundles.tlog.policy import Policy
 from tamizdat.bundles.tlog.proof_file import ProofFile
@@ -53,8 +66,13 @@ from tamizdat.bundles.tlog.proofs import (
     verify_consistency,
 )
 from tamizdat.bundles.tlog.tiles import TILE_WIDTH, TileId, tile_hash_reader, tile_layout, tiles_for_inclusion
+from tamizdat.bundles.tlog.trust import LogTrust
+from tamizdat.fsutil import atomic_write
 from tamizdat.keys.ed25519 import SigningKey
+from tamizdat.mirror.logproofs import ProofBacklog, ProofMaker, proof_bytes
+from tamizdat.mirror.logsync import MAX_PROOFS, PROOF_SECONDS
 from tamizdat.mirror.monitor import entry_tiles
+from tamizdat.mirror.witness import ENTRY_BYTES, LogContents, LogWitness, ServedIndex, WitnessState
 
 if TYPE_CHECKING:
     from .common import Context, Result
@@ -62,6 +80,7 @@ if TYPE_CHECKING:
 ROUND = 1_000  # leaves per publishing round (one flush, one checkpoint)
 CATCH_UP = 1_000
 NOW = 1_767_225_600
+HEADER_BYTES = 370  # status line and headers of one StaticTree response (checkpoint or entry bundle range)
 Row = dict[str, Any]
 
 
@@ -250,8 +269,11 @@ def main(quick: bool) -> list[Row]:
     )
 
     # 4. What a mirror downloads for the log per sync (mirror/logsync.py): the checkpoint, then
-    # the entry bundles from floor(old/256) to the new size (full, or the partial of the new size).
+    # only the new entries (a byte range of the first entry bundle, the next ones whole).
     rows.extend(sync_rows(len(note)))
+
+    # 6. A witness round at this size with 1,000 new leaves, and the proofs of a first quorum.
+    rows.extend(witness_rows(entries, store, builder, note, log, policy, origin, label))
 
     # 5. Disk after partial-tile collection, and what collection saved.
     total = store.size()
@@ -281,38 +303,178 @@ def main(quick: bool) -> list[Row]:
     return rows
 
 
-def sync_bytes(old: int, new: int, checkpoint_bytes: int) -> int:
-    """Bytes of one mirror sync from size ``old`` to ``new``: the checkpoint and the entry bundles."""
-    entry = 2 + LEAF_SIZE  # uint16 length prefix + 34-byte leaf
-    return checkpoint_bytes + sum(t.width * entry for t in entry_tiles(old, new)) if new > old else checkpoint_bytes
+def sync_bytes(old: int, new: int, checkpoint_bytes: int) -> tuple[int, int]:
+    """Bodies and responses of one mirror sync from size ``old`` to ``new``: the checkpoint, the new entries."""
+    if new <= old:
+        return checkpoint_bytes, 1
+    return checkpoint_bytes + ENTRY_BYTES * (new - old), 1 + len(entry_tiles(old, new))
 
 
 def sync_rows(checkpoint_bytes: int) -> list[Row]:
-    """Best, mean and worst bytes per sync over every position of the old size in its entry bundle."""
+    """Bytes per sync, bodies and on the wire, mean and worst over every position of the old size in its bundle."""
     rows = []
     base = 10 * TILE_WIDTH  # any old size: only old mod 256 matters
     for k in (1, 10, 100, 1_000):
-        sizes = [sync_bytes(base + r, base + r + k, checkpoint_bytes) for r in range(TILE_WIDTH)]
+        runs = [sync_bytes(base + r, base + r + k, checkpoint_bytes) for r in range(TILE_WIDTH)]
+        wire = [body + HEADER_BYTES * responses for body, responses in runs]
         goal = 3 * 1024 + 36 * k
-        mean = statistics.mean(sizes)
         rows.append(
             _row(
-                f"tlog: mirror sync download, {k} new leaves (mean over old % 256)",
-                mean,
+                f"tlog: mirror sync download, {k} new leaves (bodies)",
+                runs[0][0],
                 "B",
-                goal=f"<= {goal} B (3 KB + 36 B/leaf)",
-                met=mean <= goal,
+                goal=f"info: checkpoint {checkpoint_bytes} B + {ENTRY_BYTES} B/leaf, any position",
             )
         )
         rows.append(
             _row(
-                f"tlog: mirror sync download, {k} new leaves (best / worst)",
-                max(sizes),
+                f"tlog: mirror sync download, {k} new leaves (wire, worst over old % 256)",
+                max(wire),
                 "B",
-                goal=f"info: best {min(sizes)} B; worst re-fetches 255 old entries ({255 * 36} B)",
+                goal=f"<= {goal} B (3 KB + 36 B/leaf)",
+                met=max(wire) <= goal,
+                ratio=f"mean {statistics.mean(wire):.0f} B",
             )
         )
     return rows
+
+
+def witness_rows(
+    entries: list[bytes],
+    store: Store,
+    builder: TreeBuilder,
+    note: bytes,
+    log: Ed25519Signer,
+    policy: Policy,
+    origin: str,
+    label: str,
+) -> list[Row]:
+    """One witness round at ``len(entries)`` leaves with 1,000 new, after a round at the old size."""
+    n = len(entries)
+    old = n - CATCH_UP
+    rows: list[Row] = []
+    ids = [e[2:].hex() for e in entries]
+    index_at = {i for i in range(n) if entries[i][1] == LeafKind.INDEX}
+
+    def served(size: int) -> ServedIndex:
+        """As mirror/sync.py builds it every sync: distinct sets, every listed bundle held."""
+        listed = [ids[i] for i in range(size) if i not in index_at]
+        return ServedIndex(ids[size - 1], frozenset(listed), frozenset(), frozenset(listed), frozenset(listed))
+
+    t = time.process_time()
+    view_old = served(old)
+    t_served = time.process_time() - t
+    view_new = served(n)
+    old_store = _snapshot(entries[:old])
+    old_root = TreeBuilder.resume(old, old_store.read).root()
+
+    # Once per process: the contents from the mirror's own entry bundles (mirror/logsync.py _contents_for).
+    t = time.process_time()
+    contents = LogContents.rebuild(entries[:old])
+    t_rebuild = time.process_time() - t
+
+    trust = LogTrust(origin, policy, 7 * 24 * 3600)
+    state = WitnessState(origin, size=old, root=old_root)
+    w = LogWitness(trust, state, contents, lambda: NOW)
+    w.check_leaves(view_old)  # the round at the old size: the one full pass
+    with tempfile.TemporaryDirectory() as tmp:
+        backlog = ProofBacklog(Path(tmp))
+        backlog.update(contents.bundles, contents.bundle_order, view_old.held)
+        offer = w.offer(note, root_at=lambda size: old_root, primary=True)
+        fetched = {tile: store.read(tile) for tile in w.entry_tiles(n)}
+
+        t = time.process_time()
+        resumed = TreeBuilder.resume(old, old_store.read, root=old_root)
+        w.accept(offer, w.extend(offer, fetched, resumed))
+        t_extend = time.process_time() - t
+        t = time.process_time()
+        w.check_leaves(view_new)
+        t_check = time.process_time() - t
+        t = time.process_time()
+        backlog.update(contents.bundles, contents.bundle_order, view_new.held)
+        t_backlog = time.process_time() - t
+    if contents.size != n or state.root != builder.root():
+        raise AssertionError("the witness did not reach the new tree")
+    t_before = _median(lambda: _check_with_new_sets(contents, view_new), 1)
+    rows.append(
+        _row(
+            f"tlog: witness leaf check, {label}",
+            t_check * 1000,
+            "ms",
+            baseline=t_before * 1000,
+            ratio=_ratio(t_before, t_check),
+            goal="info: baseline = the same check building sets (until 2026-11)",
+        )
+    )
+    t_round = t_extend + t_check + t_backlog
+    rows.append(
+        _row(
+            f"tlog: witness round, {label}, {CATCH_UP} new (extend + leaf check + proof backlog)",
+            t_round * 1000,
+            "ms",
+            goal=f"info: {t_extend * 1000:.0f} + {t_check * 1000:.0f} + {t_backlog * 1000:.0f} ms",
+        )
+    )
+    rows.append(_row(f"tlog: witness start, {label} (contents from own entries, once)", t_rebuild, "s", goal="info"))
+    rows.append(
+        _row(
+            f"tlog: served index sets, {label} bundles (mirror/sync.py, every round)",
+            t_served * 1000,
+            "ms",
+            goal="info: not the witness's; see docs/performance.md",
+        )
+    )
+
+    # Proofs for a first quorum: CPU per proof in leaf order, the file write per proof, rounds needed.
+    sample = min(n, 100_000)
+    prove = ProofMaker(n, store.read)
+    make = proof_bytes(prove, note)
+    t = time.process_time()
+    for i in range(sample):
+        prove(i)
+    t_prove = (time.process_time() - t) / sample
+    t = time.process_time()
+    for i in range(min(sample, 20_000)):
+        make(i)
+    t_make = (time.process_time() - t) / min(sample, 20_000)
+    body = make(n // 2)
+    writes = 2_000
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        for i in range(writes):
+            atomic_write(Path(tmp) / f"{i:064x}.tlog-proof", body, durable=False)
+        t_write = (time.perf_counter() - t) / writes
+    per_round = min(MAX_PROOFS, int(PROOF_SECONDS / (t_make + t_write)))
+    bundles = n - len(index_at)
+    rows.append(_row(f"tlog: witness proof, {label} (path from tile levels)", t_prove * 1e6, "us", goal="info"))
+    rows.append(
+        _row(
+            "tlog: witness proof file (proof + .tlog-proof bytes) / its write",
+            t_make * 1e6,
+            "us",
+            goal=f"info: write (tmp + rename, wall) {t_write * 1e6:.0f} us",
+        )
+    )
+    rows.append(
+        _row(
+            f"tlog: first quorum, {label}: rounds of bundle proofs",
+            math.ceil(bundles / per_round),
+            "rounds",
+            goal=f"info: {per_round} proofs a round (<= {MAX_PROOFS}, <= {PROOF_SECONDS:.0f} s)",
+        )
+    )
+    return rows
+
+
+def _check_with_new_sets(c: LogContents, served: ServedIndex) -> list[str]:
+    """The leaf checks as they were: a new set per comparison, sorted (the baseline)."""
+    return [
+        *sorted(c.bundles.keys() - served.listed),
+        *sorted((c.bundles.keys() & served.wanted) - served.held),
+        *sorted(c.retractions.keys() - served.retracted),
+        *sorted(served.listed - c.bundles.keys()),
+        *sorted(served.retracted - c.retractions.keys()),
+    ]
 
 
 def _snapshot(entries: list[bytes]) -> Store:

@@ -26,9 +26,10 @@ Rules (docs/transparency.md, "Mirror as witness"):
   ``bundle-missing``, ``hidden-retraction``, ``unlogged-bundle``,
   ``unlogged-retraction``. Leaves that break the log's own rules are
   ``bad-log-entry``.
-- The leaf checks are incremental: after one full pass, a round looks at the
-  new leaves and at what changed in the served index since the last round that
-  agreed (any doubt falls back to the full pass, which names the first failure).
+- The leaves' maps (bundles, retractions, indexes by id) are kept between
+  rounds and grow with the new leaves; the leaf checks are set comparisons of
+  those maps with the served index's sets, in C (about 0.2 s at a million
+  bundles), with a Python pass only over what fails.
 - Cosign a new checkpoint once; re-cosign an unchanged one when the own
   cosignature is an hour old. Cosignatures older than the root's ``max_age``
   (or dated more than five minutes ahead) never count toward the quorum.
@@ -218,11 +219,7 @@ class ServedIndex:
 
 
 class LogContents:
-    """What the accepted leaves say: bundle, retraction and index leaves by id, with their positions.
-
-    It also remembers the served index the leaves last agreed with (:meth:`agreed_with`) and
-    the leaves added since, so the next check looks only at what changed.
-    """
+    """What the accepted leaves say: bundle, retraction and index leaves by id, with their positions."""
 
     def __init__(self) -> None:
         self.size = 0
@@ -231,8 +228,6 @@ class LogContents:
         self.indexes: dict[str, int] = {}
         self.bundle_order: list[str] = []  # bundle ids in log order
         self.last: Leaf | None = None
-        self.agreed: ServedIndex | None = None  # the served index the leaves last agreed with
-        self.since: list[Leaf] = []  # leaves added after that check
 
     def parse_new(self, entries: Sequence[bytes]) -> list[Leaf]:
         """Parse entries that would follow the current ones; refuse what breaks the log's rules."""
@@ -260,7 +255,6 @@ class LogContents:
 
     def apply(self, leaves: Iterable[Leaf]) -> None:
         """Add leaves already checked by :meth:`parse_new`."""
-        remember = self.agreed is not None
         for leaf in leaves:
             hid = leaf.id_hex
             if leaf.kind is LeafKind.BUNDLE:
@@ -270,15 +264,8 @@ class LogContents:
                 self.retractions[hid] = self.size
             else:
                 self.indexes[hid] = self.size
-            if remember:
-                self.since.append(leaf)
             self.last = leaf
             self.size += 1
-
-    def agreed_with(self, served: ServedIndex) -> None:
-        """The leaves passed every check against ``served``: the next check starts from here."""
-        self.agreed = served
-        self.since = []
 
     @classmethod
     def rebuild(cls, entries: Iterable[bytes]) -> LogContents:
@@ -292,45 +279,6 @@ class LogContents:
                 batch = []
         out.apply(out.parse_new(batch))
         return out
-
-
-def agrees_since(contents: LogContents, served: ServedIndex) -> bool:
-    """True when the leaves surely still agree with ``served`` (checks 2 to 4 of the leaf checks).
-
-    Looks at the leaves added since the last agreement and at what changed
-    between that round's served index and ``served``: set differences of the
-    two indexes (in C) and a Python pass over the changes only. False means
-    "not sure": run the full check, which names the first failure.
-    """
-    old = contents.agreed
-    if old is None:
-        return False
-    for leaf in contents.since:
-        hid = leaf.id_hex
-        if leaf.kind is LeafKind.BUNDLE:
-            if hid not in served.listed or (hid in served.wanted and hid not in served.held):
-                return False
-        elif leaf.kind is LeafKind.RETRACTION and hid not in served.retracted:
-            return False
-    logged, retractions = contents.bundles, contents.retractions
-    # The old index's listings were all logged and held everything logged it wanted; so were its retractions.
-    if served.listed is not old.listed:
-        added = served.listed - old.listed
-        if len(served.listed) != len(old.listed) + len(added):  # something left the listing
-            return False
-        if any(bid not in logged for bid in added):
-            return False
-    if served.retracted is not old.retracted:
-        added = served.retracted - old.retracted
-        if len(served.retracted) != len(old.retracted) + len(added):
-            return False
-        if any(bid not in retractions for bid in added):
-            return False
-    if served.wanted is not old.wanted or served.held is not old.held:
-        changed = (served.wanted - old.wanted) | (old.held - served.held)
-        if any(bid in logged and bid in served.wanted and bid not in served.held for bid in changed):
-            return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -579,10 +527,7 @@ class LogWitness:
 
     # -- the served index -------------------------------------------------
     def check_leaves(self, served: ServedIndex) -> None:
-        """The accepted leaves against the served index; raises :class:`LogRefusal` (not sticky).
-
-        After one round that agreed, only the new leaves and the index's changes are looked at.
-        """
+        """The accepted leaves against the served index; raises :class:`LogRefusal` (not sticky)."""
         c = self.contents
         last = c.last
         if last is None:
@@ -593,9 +538,7 @@ class LogWitness:
             if served.payload_sha256 in c.indexes:
                 raise LogRefusal("the log already holds a newer index than the one served", code=LOG_BEHIND)
             raise LogRefusal("the served index is not the log's last leaf", code=INDEX_UNLOGGED)
-        if not agrees_since(c, served):
-            _check_all_leaves(c, served)
-        c.agreed_with(served)
+        _check_sets(c, served)
 
     # -- cosigning -------------------------------------------------------
     def cosign_due(self) -> bool:
@@ -659,8 +602,8 @@ class LogWitness:
         return self.contents.size - 1
 
 
-def _check_all_leaves(c: LogContents, served: ServedIndex) -> None:
-    """Checks 2 to 4 over the whole log; raises the first failure (in the documented order)."""
+def _check_sets(c: LogContents, served: ServedIndex) -> None:
+    """Checks 2 to 4: set comparisons in C, no set built unless one fails; raises the first failure."""
     logged = c.bundles.keys()
     if not logged <= served.listed:
         bid = min(logged - served.listed)
