@@ -2,15 +2,18 @@
 
 By default it serves the origin's ``DATA/public`` live from disk (a faithful
 copy). A test can :meth:`~HostileUpstream.freeze` it on the tree as it is now,
-put forged bytes at any path (:meth:`~HostileUpstream.show`), or pass every
-matching file through a tampering function (:meth:`~HostileUpstream.tamper`).
-Every request path is recorded. The aiohttp server runs in a background
+put forged bytes at any path (:meth:`~HostileUpstream.show`), pass every
+matching file through a tampering function (:meth:`~HostileUpstream.tamper`),
+or answer byte-range requests with bytes from elsewhere in the file
+(:meth:`~HostileUpstream.lie_about_ranges`). Like nginx and the origin it
+honours ``Range: bytes=N-`` (206). Every request path is recorded. The aiohttp server runs in a background
 thread so the (synchronous) tests and the mirror subprocesses can use it alike.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,6 +21,7 @@ from pathlib import Path
 from aiohttp import web
 
 Tamper = Callable[[str, bytes], bytes]
+_RANGE = re.compile(r"bytes=(\d+)-")
 
 
 class HostileUpstream:
@@ -26,9 +30,11 @@ class HostileUpstream:
     def __init__(self, public: Path):
         self.public = public.resolve()
         self.requests: list[str] = []
+        self.ranged: list[str] = []  # paths asked for with a byte range
         self._frozen: dict[str, bytes] | None = None
         self._shown: dict[str, bytes | None] = {}
         self._tamper: tuple[str, Tamper] | None = None
+        self._range_shift = 0
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -41,7 +47,7 @@ class HostileUpstream:
     # -- what it shows ----------------------------------------------------------------
     def reset(self) -> None:
         """Back to a faithful live copy of the origin's tree."""
-        self._frozen, self._shown, self._tamper = None, {}, None
+        self._frozen, self._shown, self._tamper, self._range_shift = None, {}, None, 0
 
     def freeze(self) -> None:
         """Keep showing the tree as it is now, whatever the origin publishes later."""
@@ -55,6 +61,10 @@ class HostileUpstream:
     def tamper(self, prefix: str, change: Tamper) -> None:
         """Pass every file under ``prefix`` through ``change`` (path, bytes) -> bytes."""
         self._tamper = (prefix, change)
+
+    def lie_about_ranges(self, shift: int) -> None:
+        """Answer ``bytes=N-`` with as many bytes from ``N - shift`` on, labelled as the range asked for."""
+        self._range_shift = shift
 
     def get(self, rel: str) -> bytes | None:
         """The bytes served at ``rel`` (None: 404)."""
@@ -82,7 +92,17 @@ class HostileUpstream:
         data = self.get(rel)
         if data is None:
             raise web.HTTPNotFound()
-        return web.Response(body=data, content_type="application/octet-stream")
+        m = _RANGE.fullmatch(request.headers.get("Range", ""))
+        if m is None:
+            return web.Response(body=data, content_type="application/octet-stream")
+        start = int(m.group(1))
+        self.ranged.append(rel)
+        if start >= len(data):
+            raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{len(data)}"})
+        shift = min(self._range_shift, start)
+        body = data[start - shift : len(data) - shift]
+        headers = {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"}
+        return web.Response(status=206, body=body, headers=headers, content_type="application/octet-stream")
 
     def start(self) -> str:
         ready = threading.Event()

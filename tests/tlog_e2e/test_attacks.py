@@ -98,6 +98,7 @@ def fresh(stage: Stage) -> Stage:
         stage.world.wait_settled()
     stage.dirty = True
     stage.hostile.requests.clear()
+    stage.hostile.ranged.clear()
     return stage
 
 
@@ -244,6 +245,22 @@ def tampered_entry(s: Stage) -> Attack:
         bid = next(iter(new.values()))
         time.sleep(2)  # a few gathering passes: the quorum cannot be met without mirror-1
         assert not w.origin.log()["quorum_met"] and w.origin.read(f"bundles/{bid}.tlog-proof") is None
+
+    return Attack(kept={m1.name: kept}, check=check)
+
+
+def lying_byte_range(s: Stage) -> Attack:
+    """The new entries asked for as a byte range; the answer is labelled right but starts one entry early."""
+    w, h, m1 = s.world, s.hostile, s.world.m1
+    kept = keep(m1, "tlog/checkpoint", m1.view_path(w.log_origin))
+    size = w.origin.signed_size()
+    h.lie_about_ranges(2 + 34)  # one entry (uint16 length + 34-byte leaf)
+    w.origin.publish(1)
+    w.wait_signed(size + 2)
+
+    def check() -> None:
+        assert m1.log()["size"] == size
+        assert any(r.startswith("tlog/tile/entries/") for r in h.ranged)
 
     return Attack(kept={m1.name: kept}, check=check)
 
@@ -422,6 +439,7 @@ ROWS = [
     Row("rollback", rollback, "mirror-1", "rollback", ("rollback", "rollback")),
     Row("tampered-hash-tile", tampered_hash_tile, "mirror-1", "ok"),
     Row("tampered-entry", tampered_entry, "mirror-1", "bad-tile"),
+    Row("lying-byte-range", lying_byte_range, "mirror-1", "bad-tile"),
     Row("index-hides-retraction", hidden_retraction, "mirror-1", "hidden-retraction"),
     Row("stale-cosignatures", stale_cosignatures, "mirror-1", "stale"),
     Row("origin-restored-from-backup", restored_from_backup, "origin", "restored-from-backup"),
@@ -448,6 +466,9 @@ def test_attack(fresh: Stage, row: Row) -> None:
             want = row.evidence if m.name == row.noticed_by else ()
             assert sorted(name.rsplit("-", 2)[0] for name in ev["state"]) == sorted(want), (m.name, list(ev["state"]))
             assert ev["public"] == ev["state"]
+            ours = attack.kept.get(m.name, {}).get("tlog/checkpoint")
+            if want and ours is not None:  # both notes: ours as accepted, and theirs
+                assert Note.parse(ours).text in {Note.parse(n).text for n in ev["state"].values()}
 
         # The good state is still served, and every served bundle verifies.
         for name, files in attack.kept.items():
