@@ -408,7 +408,10 @@ def split_view(s: Stage) -> Attack:
             "mirror-1 cosigns what it was shown",
             lambda: Note.parse(must(m1.read, view)).text == Note.parse(forged.checkpoint).text,
         )
-        assert not m1.log()["quorum"]
+        # Known limits (docs/transparency.md, "Attack table"): mirror-1 sees nothing wrong while mirror-2's
+        # view is larger than its own, and the origin does not flag a smaller view that contradicts its log.
+        assert m1.log()["state"] == "ok" and not m1.log()["quorum"]
+        assert w.origin.log()["state"] == "ok"
         kept_texts = {Note.parse(n).text for n in m2.evidence(w.log_origin)["state"].values()}
         assert Note.parse(forged.checkpoint).text in kept_texts  # mirror-1's cosigned view, kept by mirror-2
         code, doc = monitor(w, m1.url)
