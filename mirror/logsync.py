@@ -132,6 +132,7 @@ class LogSync:
         self.evidence_dir = data.state / "tlog-evidence"
         self._contents: tuple[str, LogContents] | None = None  # (origin, contents) cached between rounds
         self._backlog: tuple[LogContents, ProofBacklog] | None = None  # bundle proofs still to write
+        self._swept = False
 
     # -- state -----------------------------------------------------------
     @property
@@ -288,7 +289,9 @@ class LogSync:
         return report
 
     def _witness(self, trust: LogTrust) -> LogWitness:
-        remove_stale_temp(self.tlog)
+        if not self._swept:  # temp files only a killed process leaves: once per process, not a walk per round
+            remove_stale_temp(self.tlog)
+            self._swept = True
         state = self.load_state(trust.origin) or WitnessState(trust.origin)
         contents = self._contents_for(state)
         wkey = ensure_witness_key(self.data, name=self.witness_name)

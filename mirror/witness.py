@@ -42,6 +42,7 @@ import binascii
 import contextlib
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -50,7 +51,7 @@ from tamizdat.bundles.tlog.checkpoint import SignedCheckpoint, merge_cosignature
 from tamizdat.bundles.tlog.cosignature import CosignatureSigner
 from tamizdat.bundles.tlog.errors import LeafError, TileError
 from tamizdat.bundles.tlog.hashing import EMPTY_ROOT, HASH_SIZE, CompactRange
-from tamizdat.bundles.tlog.leaf import LEAF_SIZE, Leaf, LeafKind
+from tamizdat.bundles.tlog.leaf import LEAF_SIZE, LEAF_VERSION, Leaf, LeafKind
 from tamizdat.bundles.tlog.note import Note, Verifier
 from tamizdat.bundles.tlog.tiles import ENTRIES, TILE_HEIGHT, TILE_WIDTH, TileId, decode_entry_bundle
 from tamizdat.bundles.tlog.trust import LogTrust
@@ -62,6 +63,7 @@ RECOSIGN_AFTER = 3600  # seconds: an unchanged checkpoint is cosigned again once
 FUTURE_SKEW = 300  # seconds a cosignature may be dated ahead and still count (as the readers allow)
 MAX_PENDING = 16  # larger views from other sources remembered until the accepted tree reaches them
 ENTRY_BYTES = 2 + LEAF_SIZE  # every entry of an entry bundle: uint16 length + a 34-byte leaf
+_KINDS = frozenset(LeafKind)
 
 # Codes of LogRefusal (also the health "state" values).
 FORK = "fork"
@@ -229,55 +231,64 @@ class LogContents:
         self.bundle_order: list[str] = []  # bundle ids in log order
         self.last: Leaf | None = None
 
+    def _check(self, i: int, entry: bytes, bundles: AbstractSet[str], retractions: AbstractSet[str]) -> tuple[int, str]:
+        """Entry ``i`` by the log's rules, given the bundles and retractions logged before it but not yet added."""
+        if len(entry) != LEAF_SIZE or entry[0] != LEAF_VERSION or entry[1] not in _KINDS:
+            try:
+                Leaf.parse(entry)  # for its message
+            except LeafError as exc:
+                raise LogRefusal(f"log entry {i}: {exc.message}", code=BAD_LOG_ENTRY) from None
+        kind, hid = entry[1], entry[2:].hex()
+        if kind == LeafKind.BUNDLE:
+            if hid in self.bundles or hid in bundles:
+                raise LogRefusal(f"log entry {i} logs bundle {hid[:16]} a second time", code=BAD_LOG_ENTRY)
+        elif kind == LeafKind.RETRACTION:
+            if hid not in self.bundles and hid not in bundles:
+                raise LogRefusal(f"log entry {i} retracts bundle {hid[:16]} never logged", code=BAD_LOG_ENTRY)
+            if hid in self.retractions or hid in retractions:
+                raise LogRefusal(f"log entry {i} retracts bundle {hid[:16]} a second time", code=BAD_LOG_ENTRY)
+        return kind, hid
+
+    def _add(self, kind: int, hid: str) -> None:
+        if kind == LeafKind.BUNDLE:
+            self.bundles[hid] = self.size
+            self.bundle_order.append(hid)
+        elif kind == LeafKind.RETRACTION:
+            self.retractions[hid] = self.size
+        else:
+            self.indexes[hid] = self.size
+        self.size += 1
+
     def parse_new(self, entries: Sequence[bytes]) -> list[Leaf]:
         """Parse entries that would follow the current ones; refuse what breaks the log's rules."""
         leaves: list[Leaf] = []
         bundles: set[str] = set()
         retractions: set[str] = set()
         for i, entry in enumerate(entries, self.size):
-            try:
-                leaf = Leaf.parse(entry)
-            except LeafError as exc:
-                raise LogRefusal(f"log entry {i}: {exc.message}", code=BAD_LOG_ENTRY) from None
-            hid = leaf.id_hex
-            if leaf.kind is LeafKind.BUNDLE:
-                if hid in self.bundles or hid in bundles:
-                    raise LogRefusal(f"log entry {i} logs bundle {hid[:16]} a second time", code=BAD_LOG_ENTRY)
+            kind, hid = self._check(i, entry, bundles, retractions)
+            if kind == LeafKind.BUNDLE:
                 bundles.add(hid)
-            elif leaf.kind is LeafKind.RETRACTION:
-                if hid not in self.bundles and hid not in bundles:
-                    raise LogRefusal(f"log entry {i} retracts bundle {hid[:16]} never logged", code=BAD_LOG_ENTRY)
-                if hid in self.retractions or hid in retractions:
-                    raise LogRefusal(f"log entry {i} retracts bundle {hid[:16]} a second time", code=BAD_LOG_ENTRY)
+            elif kind == LeafKind.RETRACTION:
                 retractions.add(hid)
-            leaves.append(leaf)
+            leaves.append(Leaf(LeafKind(kind), bytes(entry[2:])))
         return leaves
 
     def apply(self, leaves: Iterable[Leaf]) -> None:
         """Add leaves already checked by :meth:`parse_new`."""
         for leaf in leaves:
-            hid = leaf.id_hex
-            if leaf.kind is LeafKind.BUNDLE:
-                self.bundles[hid] = self.size
-                self.bundle_order.append(hid)
-            elif leaf.kind is LeafKind.RETRACTION:
-                self.retractions[hid] = self.size
-            else:
-                self.indexes[hid] = self.size
+            self._add(leaf.kind, leaf.id_hex)
             self.last = leaf
-            self.size += 1
 
     @classmethod
     def rebuild(cls, entries: Iterable[bytes]) -> LogContents:
-        """From this mirror's own entry bundles (already accepted; rules re-checked)."""
+        """From this mirror's own entry bundles (already accepted; rules re-checked, one pass, no leaf objects)."""
         out = cls()
-        batch: list[bytes] = []
+        none: frozenset[str] = frozenset()
+        entry = b""
         for entry in entries:
-            batch.append(entry)
-            if len(batch) == TILE_WIDTH:
-                out.apply(out.parse_new(batch))
-                batch = []
-        out.apply(out.parse_new(batch))
+            out._add(*out._check(out.size, entry, none, none))
+        if out.size:
+            out.last = Leaf.parse(entry)
         return out
 
 
