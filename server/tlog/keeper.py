@@ -15,15 +15,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tamizdat.bundles.tlog import Checkpoint, SignedCheckpoint, merge_cosignatures, open_checkpoint
 from tamizdat.bundles.tlog.policy import Policy
+from tamizdat.bundles.tlog.proofs import tree_root
 from tamizdat.bundles.tlog.reader import FUTURE_SKEW
+from tamizdat.bundles.tlog.tiles import tile_hash_reader
 from tamizdat.bundles.tlog.trust import LogTrust
+from tamizdat.fsutil import atomic_write
 from tamizdat.keys import timefmt
 
 from ..datadir import DataDir, sync_filesystem
@@ -35,6 +40,12 @@ from .witnesses import WitnessView
 from .writer import ERROR, LogWriter, note_text, pause_for_tests
 
 log = logging.getLogger("tamizdat.server.tlog")
+
+
+def _keep(target: Path, note: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(target, note)
+
 
 PROOF_BATCH = 4096
 
@@ -68,6 +79,7 @@ class LogKeeper(LogWriter):
         self._seen: dict[str, SeenWitness] = {}
         self._unreachable: dict[str, str] = {}
         self._last_gc = 0.0
+        self.alarm: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -113,10 +125,10 @@ class LogKeeper(LogWriter):
         self.wanted.set()  # gather the new checkpoint's cosignatures and proofs
 
     def status(self) -> dict[str, Any]:
-        """The ``log`` object of /healthz."""
+        """The ``log`` object of /healthz (a fork alarm shows until a restart, whatever else happens)."""
         return {
-            "state": self.state,
-            "message": self.message,
+            "state": witnesses.FORK_SEEN if self.alarm else self.state,
+            "message": self.alarm or self.message,
             "origin": self.origin,
             "size": self.size,
             "signed_size": self.last.checkpoint.size if self.last is not None else 0,
@@ -143,6 +155,7 @@ class LogKeeper(LogWriter):
             views = await witnesses.fetch_views(self._client, trust)
         self._note_views(views)
         async with self.lock:
+            await self._check_forks(views)
             self.judge(views, trust)
         if not self.may_sign:
             return
@@ -154,6 +167,27 @@ class LogKeeper(LogWriter):
         if current is not None and self.quorum_met:
             await self._write_proofs(current)
         await self._collect_partials()
+
+    async def _check_forks(self, views: list[WitnessView]) -> None:
+        """Keep as evidence, and raise the alarm on, any view of another tree signed by our log key."""
+        last = self.last.checkpoint if self.last is not None else None
+        if last is None or not any(v.checkpoint is not None for v in views):
+            return
+        read = tile_hash_reader(last.size, self.files.read)
+        forks = await asyncio.to_thread(witnesses.contradicting, views, last, lambda n: tree_root(n, read))
+        for v in forks:
+            assert v.signed is not None and v.checkpoint is not None
+            note = v.signed.to_bytes()
+            name = f"fork-{v.checkpoint.size}-{hashlib.sha256(note).hexdigest()[:16]}"
+            target = self.data.state / "tlog-evidence" / name
+            if not target.exists():
+                await asyncio.to_thread(_keep, target, note)
+            self.alarm = (
+                f"witness {v.name} shows a checkpoint of size {v.checkpoint.size} signed by this log's key whose "
+                "root is not this origin's tree at that size: the log key signed another history (stolen key?). "
+                f"Evidence: DATA/state/tlog-evidence/{name}; rotate the log key (docs/transparency.md)."
+            )
+            self.report(witnesses.FORK_SEEN, self.alarm, error=True)
 
     def _note_views(self, views: list[WitnessView]) -> None:
         for v in views:

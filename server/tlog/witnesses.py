@@ -10,7 +10,7 @@ backup): :func:`judge`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tamizdat.bundles.tlog import Checkpoint, SignedCheckpoint, open_checkpoint
@@ -29,6 +29,7 @@ CLIENT_CONFIG = ClientConfig(
 OK = "ok"
 RESTORED = "restored-from-backup"
 WAITING = "waiting-for-witnesses"
+FORK_SEEN = "fork-seen"
 
 
 def view_url(base: str, origin: str) -> str:
@@ -134,3 +135,24 @@ def judge(
         return Verdict(OK, "the witnesses show nothing newer than this origin's last checkpoint")
     silent = sorted(with_url - answered)
     return Verdict(WAITING, f"waiting for a quorum of witnesses to answer (no answer from {', '.join(silent)})")
+
+
+def contradicting(
+    views: Sequence[WitnessView], last: Checkpoint | None, root_at: Callable[[int], bytes]
+) -> list[WitnessView]:
+    """Views of a checkpoint no larger than ``last`` whose root is not this origin's tree at that size.
+
+    Such a view is signed by our log key yet shows another history: proof that
+    the log key signed a second tree (stolen key, split view). ``root_at(size)``
+    is this origin's own root at ``size`` (from its tiles).
+    """
+    if last is None:
+        return []
+    out = []
+    for v in views:
+        cp = v.checkpoint
+        if cp is None or cp.size >= last.size:
+            continue  # same size or larger: the restore check's business (:func:`judge`)
+        if cp.root != root_at(cp.size):
+            out.append(v)
+    return out

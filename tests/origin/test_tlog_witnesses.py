@@ -256,3 +256,44 @@ def _after(fake: FakeWitness, requests: int) -> Callable[[], Awaitable[bool]]:
         return len(fake.paths) >= requests
 
     return check
+
+
+async def test_a_smaller_view_of_another_tree_raises_the_fork_alarm_and_keeps_evidence(
+    witness: tuple[FakeWitness, str], offline_keydir: KeyDir, keys_dir: Path, data_dir: Path, start: Start
+) -> None:
+    """A witness shows a checkpoint smaller than ours, signed by our log key, with another root.
+
+    That is proof the log key signed a second history: the origin keeps the note
+    as evidence and /healthz says ``fork-seen`` (its own tree is still
+    consistent, so it keeps signing).
+    """
+    fake, url = witness
+    trust = set_policy(offline_keydir, f"witness {fake.name} {fake.vkey()} {url}\nquorum {fake.name}\n")
+    api = await start()
+    await _publish(api, "s1")
+    await _signed(api)
+    first = checkpoint_of(data_dir, trust, quorum=False).checkpoint
+    fake.note = fake.cosign((data_dir / "public" / "tlog" / "checkpoint").read_bytes())
+    await _publish(api, "s2")
+    await _signed(api)
+    assert (await _log(api))["state"] == "ok"
+    # Now the witness shows a tree of the first size with another root, signed with our log key.
+    fake.note = fake.cosign(sign_with_log_key(keys_dir, Checkpoint(first.origin, first.size, bytes(32))))
+
+    async def alarmed() -> bool:
+        return (await _log(api))["state"] == "fork-seen"
+
+    await wait_for(alarmed)
+    evidence = list((data_dir / "state" / "tlog-evidence").iterdir())
+    assert len(evidence) == 1 and evidence[0].name.startswith(f"fork-{first.size}-")
+    assert Checkpoint.parse(evidence[0].read_text().split("\n\n")[0] + "\n").root == bytes(32)
+    # Signing goes on (the origin's own tree is consistent); the alarm stays.
+    size_before = (await _log(api))["size"]
+    await _publish(api, "s3")
+
+    async def signed_on() -> bool:
+        log = await _log(api)
+        return bool(log["size"] > size_before and log["signed_size"] == log["size"])
+
+    await wait_for(signed_on)
+    assert (await _log(api))["state"] == "fork-seen"
