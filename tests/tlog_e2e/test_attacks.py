@@ -408,10 +408,14 @@ def split_view(s: Stage) -> Attack:
             "mirror-1 cosigns what it was shown",
             lambda: Note.parse(must(m1.read, view)).text == Note.parse(forged.checkpoint).text,
         )
-        # Known limits (docs/transparency.md, "Attack table"): mirror-1 sees nothing wrong while mirror-2's
-        # view is larger than its own, and the origin does not flag a smaller view that contradicts its log.
+        # Known limit (docs/transparency.md, "Attack table"): mirror-1 sees nothing wrong while mirror-2's
+        # view is larger than its own. The origin reads mirror-1's view, smaller than its own tree and
+        # contradicting it: its fork-seen alarm, with the note kept as evidence.
         assert m1.log()["state"] == "ok" and not m1.log()["quorum"]
-        assert w.origin.log()["state"] == "ok"
+        wait_for("the origin's fork alarm", lambda: w.origin.log()["state"] == "fork-seen")
+        evidence = sorted((w.origin.data / "state" / "tlog-evidence").iterdir())
+        assert [p.name.startswith(f"fork-{forged.size}-") for p in evidence] == [True]
+        assert Note.parse(evidence[0].read_bytes()).text == Note.parse(forged.checkpoint).text
         kept_texts = {Note.parse(n).text for n in m2.evidence(w.log_origin)["state"].values()}
         assert Note.parse(forged.checkpoint).text in kept_texts  # mirror-1's cosigned view, kept by mirror-2
         code, doc = monitor(w, m1.url)
