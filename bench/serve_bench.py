@@ -17,7 +17,10 @@ round; each figure is the median of the rounds (3 of 4 s in full mode, 2 of
 1 s in quick mode). Every answer must be 200 (wrk's error counts must be 0).
 Goals (DESIGN, "Serving goals"): app >= 0.2x nginx at 16 KiB, >= 0.8x at 1 MiB.
 Both servers and wrk share the machine's CPUs (2 here), as they would in
-production on a small VPS; nothing is pinned.
+production on a small VPS; nothing is pinned. Also reported: the CPU time
+each server spends per response (user + system, from /proc, nginx's workers
+included), a figure that moves less than req/s when other work shares the
+machine.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from .common import Context, Result
@@ -136,19 +140,40 @@ def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
             proc.wait(15)
 
 
+@dataclass(frozen=True)
+class Server:
+    base: str
+    pid: int  # the process (nginx: its master) whose tree's CPU time is counted
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its children (nginx workers), from /proc; 0 where unreadable."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:  # fields[1]: parent pid
+            total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def app_server(public: Path) -> Iterator[str]:
+def app_server(public: Path) -> Iterator[Server]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", _APP, str(public), str(port)], stdout=subprocess.DEVNULL)
     try:
         _wait(f"http://127.0.0.1:{port}{first_file(public)}", proc)
-        yield f"http://127.0.0.1:{port}"
+        yield Server(f"http://127.0.0.1:{port}", proc.pid)
     finally:
         _stop(proc)
 
 
 @contextmanager
-def nginx_server(public: Path, workdir: Path) -> Iterator[str]:
+def nginx_server(public: Path, workdir: Path) -> Iterator[Server]:
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     folder = workdir / "nginx"
     (folder / "tmp").mkdir(parents=True, exist_ok=True)
@@ -159,13 +184,18 @@ def nginx_server(public: Path, workdir: Path) -> Iterator[str]:
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait(f"http://127.0.0.1:{port}{first_file(public)}", proc)
-        yield f"http://127.0.0.1:{port}"
+        yield Server(f"http://127.0.0.1:{port}", proc.pid)
     finally:
         _stop(proc, signal.SIGQUIT)
 
 
-def wrk(base: str, paths: list[str], seconds: float, workdir: Path, seed: int) -> dict[str, float]:
-    """One wrk run over ``paths``: requests/s, MB/s, latency p50/p99 (ms). Raises on any error."""
+def wrk(server: Server, paths: list[str], seconds: float, workdir: Path, seed: int) -> dict[str, float]:
+    """One wrk run over ``paths``: requests/s, MB/s, latency p50/p99 (ms), server CPU per request (us).
+
+    Raises on any error.
+    """
+    base = server.base
+    cpu_before = cpu_seconds(server.pid)
     listing = workdir / f"paths-{seed}.txt"
     listing.write_text("\n".join(paths) + "\n")
     script = workdir / f"wrk-{seed}.lua"
@@ -178,6 +208,7 @@ def wrk(base: str, paths: list[str], seconds: float, workdir: Path, seed: int) -
         raise RuntimeError(f"wrk saw {doc['errors']} errors against {base}")
     secs = doc["duration_us"] / 1e6
     return {
+        "cpu_us": (cpu_seconds(server.pid) - cpu_before) * 1e6 / max(1, doc["requests"]),
         "rps": doc["requests"] / secs,
         "mbps": doc["bytes"] / secs / 1e6,
         "p50_ms": doc["p50_us"] / 1000,
@@ -227,8 +258,9 @@ def run(ctx: Context) -> list[Result]:
         ngx_rps = statistics.median(f["rps"] for f in figures[(label, "nginx")])
         ratio = app_rps / ngx_rps
         goal = GOALS[label]
-        app_med = {k: statistics.median(f[k] for f in figures[(label, "app")]) for k in ("mbps", "p50_ms", "p99_ms")}
-        ngx_med = {k: statistics.median(f[k] for f in figures[(label, "nginx")]) for k in ("mbps", "p50_ms", "p99_ms")}
+        keys = ("mbps", "p50_ms", "p99_ms", "cpu_us")
+        app_med = {k: statistics.median(f[k] for f in figures[(label, "app")]) for k in keys}
+        ngx_med = {k: statistics.median(f[k] for f in figures[(label, "nginx")]) for k in keys}
         results.append(
             Result(
                 name=f"serve {label} bundles: app StaticTree vs nginx (req/s)",
@@ -239,6 +271,16 @@ def run(ctx: Context) -> list[Result]:
                 goal=f">= {goal}x nginx",
                 met=ratio >= goal,
                 extra={"app": app_med, "nginx": ngx_med, "connections": CONNECTIONS, "rounds": rounds},
+            )
+        )
+        results.append(
+            Result(
+                name=f"serve {label}: server CPU per response, app vs nginx",
+                value=round(app_med["cpu_us"]),
+                unit="us",
+                baseline=round(ngx_med["cpu_us"]),
+                ratio=f"{app_med['cpu_us'] / ngx_med['cpu_us']:.2f}x",
+                goal="info",
             )
         )
         ctx.note(
