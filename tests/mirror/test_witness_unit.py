@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pytest
 
@@ -118,18 +119,17 @@ class Log:
         cp = Checkpoint(ORIGIN, self.tree.size if size is None else size, root or self.tree.root())
         return sign_checkpoint(cp, [Ed25519Signer(ORIGIN, LOG_KEY)])
 
-    def served(self, **changes: object) -> ServedIndex:
+    def served(self, **changes: Any) -> ServedIndex:
         listed = frozenset(self.listed)
         retracted = frozenset(self.retracted)
-        base = {
-            "payload_sha256": hashlib.sha256(self.index_payload).hexdigest(),
-            "listed": listed,
-            "retracted": retracted,
-            "wanted": listed - retracted,
-            "held": listed - retracted,
-        }
-        base.update(changes)
-        return ServedIndex(**base)  # type: ignore[arg-type]
+        base = ServedIndex(
+            payload_sha256=hashlib.sha256(self.index_payload).hexdigest(),
+            listed=listed,
+            retracted=retracted,
+            wanted=listed - retracted,
+            held=listed - retracted,
+        )
+        return replace(base, **changes)
 
 
 @dataclass
