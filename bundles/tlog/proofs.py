@@ -178,31 +178,28 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
         raise ProofError(f"inclusion proof for leaf {index} does not match the root", code="bad-proof")
 
 
-def verify_consistency(old_size: int, new_size: int, proof: Sequence[bytes], old_root: bytes, new_root: bytes) -> None:
-    """Raise :class:`ProofError` unless ``proof`` shows the tree ``old_size`` is a prefix of ``new_size``.
+def roots_from_consistency_proof(
+    old_size: int, new_size: int, proof: Sequence[bytes], old_root: bytes | None = None
+) -> tuple[bytes, bytes]:
+    """The roots at ``old_size`` and ``new_size`` that ``proof`` implies (RFC 9162 §2.1.4.2 computes both).
 
-    Equal sizes need an empty proof and equal roots. An old size of 0 is
-    rejected: a proof from the empty tree proves nothing (any tree extends it),
-    so callers handle "no previous state" themselves (see
-    :func:`tamizdat.bundles.tlog.checkpoint.check_extends`).
+    A proof read from untrusted tiles whose new root equals a signed root shows
+    what that signed tree held at ``old_size`` (hashes cannot be forged). When
+    ``old_size`` is a power of two the old tree is a node of the new one and
+    the proof leaves it out: pass that node as ``old_root`` (it is the path's
+    first hash and comes back unchanged). Needs ``0 < old_size < new_size``.
     """
     _check_size(old_size, "old size")
     _check_size(new_size, "new size")
-    if old_size > new_size:
-        raise ProofError(f"old size {old_size} is above new size {new_size}", code="bad-proof")
-    if old_size == 0:
-        raise ProofError("a consistency proof from the empty tree is meaningless", code="bad-proof")
-    if old_size == new_size:
-        if proof:
-            raise ProofError("sizes are equal but the proof is not empty", code="bad-proof")
-        if old_root != new_root:
-            raise ProofError("sizes are equal but the roots differ", code="bad-proof")
-        return
+    if not 0 < old_size < new_size:
+        raise ProofError("roots from a consistency proof need 0 < old size < new size", code="bad-proof")
     _check_hashes(proof)
     path = list(proof)
     if not path:
         raise ProofError("consistency proof is empty", code="bad-proof")
     if old_size & (old_size - 1) == 0:  # a power of two: the old root is the first node
+        if not isinstance(old_root, bytes) or len(old_root) != HASH_SIZE:
+            raise ProofError("the old root (a node of the new tree) is needed for this old size", code="bad-proof")
         path.insert(0, old_root)
     fn, sn = old_size - 1, new_size - 1
     while fn & 1:
@@ -225,6 +222,30 @@ def verify_consistency(old_size: int, new_size: int, proof: Sequence[bytes], old
         sn >>= 1
     if sn != 0:
         raise ProofError("consistency proof is too short", code="bad-proof")
+    return fr, sr
+
+
+def verify_consistency(old_size: int, new_size: int, proof: Sequence[bytes], old_root: bytes, new_root: bytes) -> None:
+    """Raise :class:`ProofError` unless ``proof`` shows the tree ``old_size`` is a prefix of ``new_size``.
+
+    Equal sizes need an empty proof and equal roots. An old size of 0 is
+    rejected: a proof from the empty tree proves nothing (any tree extends it),
+    so callers handle "no previous state" themselves (see
+    :func:`tamizdat.bundles.tlog.checkpoint.check_extends`).
+    """
+    _check_size(old_size, "old size")
+    _check_size(new_size, "new size")
+    if old_size > new_size:
+        raise ProofError(f"old size {old_size} is above new size {new_size}", code="bad-proof")
+    if old_size == 0:
+        raise ProofError("a consistency proof from the empty tree is meaningless", code="bad-proof")
+    if old_size == new_size:
+        if proof:
+            raise ProofError("sizes are equal but the proof is not empty", code="bad-proof")
+        if old_root != new_root:
+            raise ProofError("sizes are equal but the roots differ", code="bad-proof")
+        return
+    fr, sr = roots_from_consistency_proof(old_size, new_size, proof, old_root)
     if fr != old_root or sr != new_root:
         raise ProofError(f"consistency proof {old_size} -> {new_size} does not match the roots", code="bad-proof")
 

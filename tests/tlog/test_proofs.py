@@ -15,6 +15,7 @@ from tamizdat.bundles.tlog.proofs import (
     prove_consistency,
     prove_inclusion,
     root_from_inclusion_proof,
+    roots_from_consistency_proof,
     verify_consistency,
     verify_inclusion,
 )
@@ -99,6 +100,29 @@ def test_small_trees_exhaustively() -> None:
             verify_inclusion(_LEAVES[i], i, size, _TREE.inclusion_proof(i, size), root)
         for old in range(1, size + 1):
             verify_consistency(old, size, _TREE.consistency_proof(old, size), naive_mth(_LEAVES[:old]), root)
+
+
+def test_roots_from_consistency_proof_give_both_trees() -> None:
+    """Both roots come out of the proof; a proof from a forked tree gives that tree's old root, not ours."""
+    fork = MemoryTree([naive_leaf(b"other history"), *_LEAVES[1:80]])  # differs from _TREE in leaf 0 only
+    for new in range(2, 80):
+        for old in range(1, new):
+            power = old & (old - 1) == 0
+            hint = _TREE.root(old) if power else None
+            got = roots_from_consistency_proof(old, new, _TREE.consistency_proof(old, new), hint)
+            assert got == (_TREE.root(old), _TREE.root(new)), (old, new)
+            hint = fork.root(old) if power else None
+            theirs = roots_from_consistency_proof(old, new, fork.consistency_proof(old, new), hint)
+            assert theirs == (fork.root(old), fork.root(new)) and theirs[0] != _TREE.root(old), (old, new)
+    with pytest.raises(ProofError, match="old root"):  # 8 is a power of two: the proof leaves the old tree out
+        roots_from_consistency_proof(8, 20, _TREE.consistency_proof(8, 20))
+    for old, new in ((0, 5), (5, 5), (6, 5)):
+        with pytest.raises(ProofError):
+            roots_from_consistency_proof(old, new, _TREE.consistency_proof(1, 5), _TREE.root(1))
+    with pytest.raises(ProofError, match="too short"):
+        roots_from_consistency_proof(5, 70, _TREE.consistency_proof(5, 70)[:-1])
+    with pytest.raises(ProofError, match="too long"):
+        roots_from_consistency_proof(5, 7, [*_TREE.consistency_proof(5, 7), _LEAVES[0]])
 
 
 # -- proofs from tiles equal proofs from the full tree ----------------------------------------------
