@@ -6,6 +6,12 @@ a log (``tlog``):
 1. ``tlog/checkpoint`` from the upstream the index came from and from every
    other configured upstream; each policy witness's view
    (``<url>/tlog/witness/<hex sha256(origin)>/checkpoint``) except this one.
+   A view larger than the accepted one is proved from that source's hash
+   tiles (``tlog/tile/<L>/...``: a consistency proof's tiles, a vanished
+   partial falling back to the full tile; once per source, view and
+   accepted size): a proof that rebuilds its signed root but another root
+   at the accepted size is a ``fork``; one that does not rebuild it is the
+   source's ``peer-bad-tiles`` (its status, not this mirror's state).
 2. A larger checkpoint from the first: only the entry bundles from the
    accepted size's tile on (``tlog/tile/entries/...``; a vanished partial falls
    back to the full bundle), and of the first one only the new entries (every
@@ -45,9 +51,17 @@ from pathlib import Path
 from typing import Any
 
 from tamizdat.bundles.tlog.builder import TileBatch, TreeBuilder
+from tamizdat.bundles.tlog.errors import TileError
 from tamizdat.bundles.tlog.hashing import EMPTY_ROOT, HASH_SIZE, CompactRange, leaf_hash
 from tamizdat.bundles.tlog.leaf import LEAF_SIZE
-from tamizdat.bundles.tlog.tiles import TILE_WIDTH, TileId, decode_entry_bundle, root_from_tiles, tile_layout
+from tamizdat.bundles.tlog.tiles import (
+    FULL_TILE_BYTES,
+    TILE_WIDTH,
+    TileId,
+    decode_entry_bundle,
+    root_from_tiles,
+    tile_layout,
+)
 from tamizdat.bundles.tlog.trust import LogTrust
 from tamizdat.errors import NetworkError, RejectedError, TamizdatError
 from tamizdat.fsutil import atomic_write, remove_stale_temp
@@ -62,6 +76,7 @@ from .upstream import HttpUpstream, Ranged, Upstream, make_upstream
 from .witness import (
     BAD_TILE,
     ENTRY_BYTES,
+    PEER_BAD_TILES,
     EntryTail,
     LogContents,
     LogRefusal,
@@ -82,6 +97,7 @@ MAX_PROOFS = 100_000  # bundle proofs written per round at most (the first quoru
 PROOF_SECONDS = 30.0  # and for at most this long per round
 NOT_FOUND = ("http-404", "not-found")
 OK, STALE, NO_CHECKPOINT = "ok", "stale", "no-checkpoint"
+AHEAD, TILES_UNAVAILABLE = "ahead", "tiles-unavailable"  # a larger view proved consistent; or not provable now
 
 
 def _iso(seconds: int | None) -> str | None:
@@ -132,6 +148,10 @@ class LogSync:
         self.evidence_dir = data.state / "tlog-evidence"
         self._contents: tuple[str, LogContents] | None = None  # (origin, contents) cached between rounds
         self._backlog: tuple[LogContents, ProofBacklog] | None = None  # bundle proofs still to write
+        # Larger views from other sources: source -> ((its size, its root, accepted size, accepted root), status),
+        # and source -> ((its size, its root), its hash tiles fetched so far); one entry per source.
+        self._proved: dict[str, tuple[tuple[int, bytes, int, bytes], str]] = {}
+        self._source_tiles: dict[str, tuple[tuple[int, bytes], dict[TileId, bytes]]] = {}
         self._swept = False
 
     # -- state -----------------------------------------------------------
@@ -369,11 +389,17 @@ class LogSync:
             except RejectedError as exc:
                 rnd.sources.append({"source": name, "status": exc.code})
                 continue
-            rnd.sources.append({"source": name, "size": seen.size, "status": seen.action})
+            status: str = seen.action
             if seen.action == "same":
                 merge.append(seen.note)
             elif seen.action == "ahead":
+                try:
+                    status = await self._prove_ahead(u, name, w, seen, rnd)
+                except LogRefusal as exc:  # only a fork gets here
+                    rnd.sources.append({"source": name, "size": seen.size, "status": exc.code})
+                    return await self._alarm(w, exc, rnd)
                 w.remember(name, seen)
+            rnd.sources.append({"source": name, "size": seen.size, "status": status})
         try:
             await asyncio.to_thread(w.check_pending, root_at)
         except LogRefusal as exc:
@@ -435,6 +461,70 @@ class LogSync:
         self._contents = (w.state.origin, w.contents)
         await asyncio.to_thread(self.save_state, w.state)  # tiles are durable first, then the state names them
         log.info("log extended to size %d", offer.size)
+
+    async def _prove_ahead(self, up: Upstream, name: str, w: LogWitness, offer: Offer, rnd: Round) -> str:
+        """Prove a larger view from ``up``'s own hash tiles; returns its status (a fork raises, sticky).
+
+        Done once per (source, its view, the accepted view); the tiles are kept
+        per (source, its view) for when only the accepted size moves.
+        """
+        cp = offer.signed.checkpoint
+        key = (cp.size, cp.root, w.state.size, w.state.root)
+        done = self._proved.get(name)
+        if done is not None and done[0] == key:
+            return done[1]
+        held = self._source_tiles.get(name)
+        tiles = held[1] if held is not None and held[0] == (cp.size, cp.root) else {}
+        self._source_tiles[name] = ((cp.size, cp.root), tiles)
+        missing = [t for t in w.ahead_tiles(cp.size) if t not in tiles]
+        gate = asyncio.Semaphore(self.config.concurrency)
+
+        async def one(tile: TileId) -> bytes:
+            async with gate:
+                return await self._hash_tile(up, tile, rnd)
+
+        got = await asyncio.gather(*(one(t) for t in missing), return_exceptions=True)
+        status = AHEAD
+        for tile, result in zip(missing, got, strict=True):
+            if isinstance(result, bytes):
+                tiles[tile] = result
+            elif isinstance(result, RejectedError):
+                status = PEER_BAD_TILES  # oversized, encoded, malformed: the source's fault
+            elif not isinstance(result, NetworkError):
+                raise result
+        unavailable = [r for r in got if isinstance(r, NetworkError)]
+        if unavailable and status == AHEAD:
+            log.info("%s: hash tiles unavailable (%s): its larger view waits", name, unavailable[0].code)
+            return TILES_UNAVAILABLE  # not cached: tried again next round
+
+        def read(tile: TileId) -> bytes:
+            try:
+                return tiles[tile]
+            except KeyError:
+                raise TileError(f"tile {tile.path()} was not fetched", code="bad-tile") from None
+
+        if status == AHEAD:
+            try:
+                await asyncio.to_thread(w.check_ahead, name, offer, read)
+            except LogRefusal as exc:
+                if exc.sticky:
+                    raise
+                status = exc.code
+        if status != AHEAD:
+            del self._source_tiles[name]  # bad bytes are not kept
+            log.warning("%s served hash tiles that do not rebuild its checkpoint of size %d", name, cp.size)
+        self._proved[name] = (key, status)
+        return status
+
+    async def _hash_tile(self, up: Upstream, tile: TileId, rnd: Round) -> bytes:
+        """A hash tile; a partial one that vanished falls back to the full tile."""
+        for t in (tile, tile.full()) if tile.is_partial else (tile,):
+            try:
+                return await self._fetch(up, "tlog/" + t.path(), FULL_TILE_BYTES, rnd)
+            except NetworkError as exc:
+                if t == tile.full() or exc.code not in NOT_FOUND:
+                    raise
+        raise AssertionError("unreachable")
 
     def _peers(self, w: LogWitness, client: BoundedClient) -> list[tuple[Upstream, str, str | None]]:
         out: list[tuple[Upstream, str, str | None]] = []
@@ -593,6 +683,8 @@ class LogSync:
                         (folder / "checkpoint").unlink()
             self._contents = None
             self._backlog = None
+            self._proved.clear()
+            self._source_tiles.clear()
         elif state is not None and state.alarm is not None:
             state.alarm = None
             state.last = {}

@@ -17,8 +17,12 @@ Rules (docs/transparency.md, "Mirror as witness"):
   match the accepted tree at that size; otherwise ``fork``. A smaller one that
   matches is an honest old note replayed: ``rollback`` for this round only.
 - Other upstreams and peer witnesses: the same size or smaller must match
-  (else ``fork``); a larger view is kept and checked once the accepted tree
-  reaches its size.
+  (else ``fork``). A larger view is proved from that source's own hash tiles
+  (never trusted): the consistency proof from the accepted size must rebuild
+  its signed root (``peer-bad-tiles`` otherwise: ignored, no evidence), and
+  the root it then implies at the accepted size must be the accepted one
+  (else ``fork``: the log key signed both trees). It is also kept and
+  compared again once the accepted tree reaches its size.
 - ``fork`` is sticky: both signed notes are kept as evidence and nothing is
   cosigned until an operator clears the alarm.
 - The leaves must agree with the served index (checked in this order):
@@ -49,11 +53,26 @@ from typing import Any, Literal
 from tamizdat.bundles.tlog.builder import TileBatch, TreeBuilder
 from tamizdat.bundles.tlog.checkpoint import SignedCheckpoint, merge_cosignatures, open_checkpoint
 from tamizdat.bundles.tlog.cosignature import CosignatureSigner
-from tamizdat.bundles.tlog.errors import LeafError, TileError
-from tamizdat.bundles.tlog.hashing import EMPTY_ROOT, HASH_SIZE, CompactRange
+from tamizdat.bundles.tlog.errors import LeafError, ProofError, TileError
+from tamizdat.bundles.tlog.hashing import EMPTY_ROOT, HASH_SIZE, CompactRange, range_nodes
 from tamizdat.bundles.tlog.leaf import LEAF_SIZE, LEAF_VERSION, Leaf, LeafKind
 from tamizdat.bundles.tlog.note import Note, Verifier
-from tamizdat.bundles.tlog.tiles import ENTRIES, TILE_HEIGHT, TILE_WIDTH, TileId, decode_entry_bundle
+from tamizdat.bundles.tlog.proofs import (
+    nodes_for_consistency,
+    prove_consistency,
+    roots_from_consistency_proof,
+    tree_root,
+)
+from tamizdat.bundles.tlog.tiles import (
+    ENTRIES,
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    TileId,
+    TileReader,
+    decode_entry_bundle,
+    tile_hash_reader,
+    tiles_for_nodes,
+)
 from tamizdat.bundles.tlog.trust import LogTrust
 from tamizdat.bundles.tlog.witness import origin_hash
 from tamizdat.errors import RejectedError
@@ -79,6 +98,7 @@ HIDDEN_RETRACTION = "hidden-retraction"
 UNLOGGED_BUNDLE = "unlogged-bundle"
 UNLOGGED_RETRACTION = "unlogged-retraction"
 BAD_PEER = "bad-peer-view"
+PEER_BAD_TILES = "peer-bad-tiles"  # a source's hash tiles do not rebuild its own signed root (a source status only)
 
 RootAt = Callable[[int], bytes]
 """The root of the accepted tree at a size up to its own (computed from this mirror's tiles)."""
@@ -440,6 +460,51 @@ class LogWitness:
             del self.state.pending[source]
             if root_at(cp.size) != cp.root:
                 raise self._fork(note, cp.size, f"a checkpoint of size {cp.size} seen earlier contradicts the log")
+
+    def ahead_tiles(self, size: int) -> list[TileId]:
+        """The hash tiles of the tree of ``size`` that prove it from the accepted tree (none from an empty one).
+
+        The nodes of a consistency proof, plus the accepted tree itself when its
+        size is a power of two (a node of the larger tree, which the proof
+        leaves out): at most about ``2 log2(size)`` nodes, so fewer tiles.
+        """
+        n = self.state.size
+        if not 0 < n < size:
+            return []
+        nodes = nodes_for_consistency(n, size)
+        if n & (n - 1) == 0:
+            nodes = [*range_nodes(0, n), *nodes]
+        return tiles_for_nodes(nodes, size)
+
+    def check_ahead(self, source: str, offer: Offer, read_tile: TileReader) -> None:
+        """Prove a larger view from another source against the accepted tree, from that source's hash tiles.
+
+        ``read_tile`` returns the tiles of :meth:`ahead_tiles` as the source
+        served them (a full tile for a vanished partial is fine). The proof must
+        rebuild the view's signed root, else the source served bad tiles
+        (``peer-bad-tiles``, not sticky, no evidence). Then the root it gives at
+        the accepted size must be the accepted root, else both signed notes
+        are a fork (sticky).
+        """
+        n, m = self.state.size, offer.size
+        if offer.action != "ahead" or not 0 < n < m:
+            raise ValueError("check_ahead needs an 'ahead' offer larger than a non-empty accepted tree")
+        read = tile_hash_reader(m, read_tile)
+        try:
+            proof = prove_consistency(n, m, read)
+            node = tree_root(n, read) if n & (n - 1) == 0 else None
+            old, new = roots_from_consistency_proof(n, m, proof, node)
+        except (TileError, ProofError) as exc:
+            raise LogRefusal(f"{source}: its hash tiles are unusable: {exc.message}", code=PEER_BAD_TILES) from None
+        if new != offer.signed.checkpoint.root:
+            raise LogRefusal(f"{source}: its hash tiles do not rebuild its checkpoint of size {m}", code=PEER_BAD_TILES)
+        if old != self.state.root:
+            raise self._fork(
+                offer.note,
+                m,
+                f"{source}'s checkpoint of size {m} holds another tree at the accepted size {n} "
+                "(a consistency proof from its tiles rebuilds its signed root)",
+            )
 
     def _size_of(self, note: bytes) -> int:
         try:
