@@ -395,7 +395,12 @@ def split_view(s: Stage) -> Attack:
     w.origin.publish(2)  # the real log grows past the forged view's size
     w.wait_signed(size + 3)
     wait_for("mirror-2 cosigns the real round", lambda: m2.log().get("size") == w.origin.signed_size())
-    kept = keep(m2, "tlog/checkpoint", m2.view_path(w.log_origin), "index.json")
+    real = must(m2.read, m2.view_path(w.log_origin))
+    served = must(m1.read, "tlog/checkpoint")
+    kept = {
+        m1.name: keep(m1, m1.view_path(w.log_origin)),
+        m2.name: keep(m2, "tlog/checkpoint", m2.view_path(w.log_origin), "index.json"),
+    }
     entry, zip_bytes = f.bundle("forged-split", "Split story")
     files, payload = f.index(h.get, version=index_version(h.get) + 1, add=[entry])
     forged = f.log(f.entries(h.get) + leaves(bundle_leaf(entry.id), index_leaf(payload)))
@@ -403,29 +408,30 @@ def split_view(s: Stage) -> Attack:
     h.show({**files, **forged.files, f"bundles/{entry.id}.zip": zip_bytes})
 
     def check() -> None:
-        view = m1.view_path(w.log_origin)
-        wait_for(
-            "mirror-1 cosigns what it was shown",
-            lambda: Note.parse(must(m1.read, view)).text == Note.parse(forged.checkpoint).text,
-        )
-        # Known limit (docs/transparency.md, "Attack table"): mirror-1 sees nothing wrong while mirror-2's
-        # view is larger than its own. The origin reads mirror-1's view, smaller than its own tree and
-        # contradicting it: its fork-seen alarm, with the note kept as evidence.
-        assert m1.log()["state"] == "ok" and not m1.log()["quorum"]
-        wait_for("the origin's fork alarm", lambda: w.origin.log()["state"] == "fork-seen")
-        evidence = sorted((w.origin.data / "state" / "tlog-evidence").iterdir())
-        assert [p.name.startswith(f"fork-{forged.size}-") for p in evidence] == [True]
-        assert Note.parse(evidence[0].read_bytes()).text == Note.parse(forged.checkpoint).text
-        kept_texts = {Note.parse(n).text for n in m2.evidence(w.log_origin)["state"].values()}
-        assert Note.parse(forged.checkpoint).text in kept_texts  # mirror-1's cosigned view, kept by mirror-2
-        code, doc = monitor(w, m1.url)
+        # mirror-1 extends to what it was shown, then proves mirror-2's larger view from mirror-2's hash tiles:
+        # under mirror-2's signed root the tree at the forged size has another root. Both notes are kept, and
+        # the forged view is never cosigned (its witness view and checkpoint stay as they were).
+        report = m1.log()
+        peer = {"source": "witness mirror-2", "size": checkpoint_of(real).size, "status": "fork"}
+        assert peer in report["sources"], report
+        ev = m1.evidence(w.log_origin)["state"]
+        assert forged.checkpoint in ev.values(), list(ev)  # ours as accepted: the forged note, verbatim
+        assert Note.parse(real).text in {Note.parse(n).text for n in ev.values()}  # mirror-2's view
+        assert same_served("tlog/checkpoint", served, m1.read("tlog/checkpoint"))
+        # Nobody else saw a split: mirror-1 published nothing forged, so mirror-2 and the origin stay calm.
+        next_sync(m2)
+        assert m2.log()["state"] == "ok" and w.origin.log()["state"] != "fork-seen"
+        origin_evidence = w.origin.data / "state" / "tlog-evidence"
+        assert not origin_evidence.is_dir() or not list(origin_evidence.iterdir())
+        # The publisher's monitor run against the hostile upstream lists the forged bundle; the origin is clean.
+        code, doc = monitor(w, h.url)
         assert code == 3, doc
         alarms = doc["alarms"]
         assert isinstance(alarms, list) and ("unknown-bundle", entry.id) in [(a["kind"], a["id"]) for a in alarms]
         code, doc = monitor(w, w.origin.url)
         assert code == 0, doc
 
-    return Attack(bad=[forged.checkpoint], kept={m2.name: kept}, check=check)
+    return Attack(bad=[forged.checkpoint], kept=kept, check=check)
 
 
 # -- the table -------------------------------------------------------------------------------------
@@ -452,7 +458,7 @@ ROWS = [
     Row("origin-restored-from-backup", restored_from_backup, "origin", "restored-from-backup"),
     Row("unlogged-bundle-and-index", unlogged_bundle(log_index=False), "mirror-1", "index-unlogged"),
     Row("unlogged-bundle", unlogged_bundle(log_index=True), "mirror-1", "unlogged-bundle"),
-    Row("split-view", split_view, "mirror-2", "fork", ("fork", "fork"), bad_cosigners=1),
+    Row("split-view", split_view, "mirror-1", "fork", ("fork", "fork")),
 ]
 
 
