@@ -11,7 +11,8 @@ their stdin and stdout: one length-prefixed request, one answer. They get
 only a path or bytes, the trusted root bytes and the listed id, and answer
 with the rejection (code, message, step) or nothing, so the decision rules
 stay those of :mod:`mirror.trust`. Requests are pipelined (answers come back
-in order), so a worker never waits for the event loop. A worker exits when
+in order), so a worker never waits for the event loop; the requests made in
+one turn of the event loop leave in one write, down a 1 MiB pipe. A worker exits when
 its stdin closes, so a killed mirror (``kill -9``) leaves no process behind.
 """
 
@@ -20,72 +21,38 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hashlib
-import io
 import os
 import pickle
-import struct
 import sys
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 from tamizdat.errors import RejectedError
 
-from .trust import check_bundle
+from .verify_worker import HEAD, TASKS, check_file, serve, write_file
 
-_HEAD = struct.Struct(">I")
-_WORKER = "from tamizdat.mirror.verifier import serve; serve()"
+try:
+    import fcntl
+except ImportError:  # not a Unix: pipes keep their size
+    fcntl = None  # type: ignore[assignment]
 
+_HEAD = HEAD
+# The worker imports only mirror.verify_worker (no asyncio, no bundle builder): it starts in ~0.15 s, not ~0.6 s.
+_WORKER = "from tamizdat.mirror.verify_worker import serve; serve()"
 
-def check_file(path: str, root_bytes: bytes, bundle_id: str, size: int | None, sha256: str | None) -> dict[str, str]:
-    """``{}`` if the file verifies, ``{"differs": ...}`` if its bytes are not the listed ones (local
-    files only), else the rejection as a dict."""
-    try:
-        with open(path, "rb") as fh:
-            listed = size is not None and sha256 is not None
-            if listed and (
-                os.fstat(fh.fileno()).st_size != size or hashlib.file_digest(fh, "sha256").hexdigest() != sha256
-            ):
-                return {"differs": "1"}
-            check_bundle(bundle_id, fh, root_bytes)
-    except RejectedError as err:
-        return err.to_dict()
-    return {}
+__all__ = ["TASKS", "Verifier", "check_file", "serve", "write_file"]
 
 
-def write_file(data: bytes, tmp: str, final: str | None, root_bytes: bytes, bundle_id: str) -> dict[str, str]:
-    """Verify ``data``; if it verifies, write it to ``tmp`` and rename it to ``final`` (if given).
-    Returns ``{}`` or the rejection as a dict; nothing is written for a rejected bundle."""
-    try:
-        check_bundle(bundle_id, io.BytesIO(data), root_bytes)
-    except RejectedError as err:
-        return err.to_dict()
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    if final is not None:
-        os.replace(tmp, final)
-    return {}
+PIPE_BYTES = 1024 * 1024  # Linux's default pipe (64 KiB) holds three small bundles; the sync keeps ~16 in flight
 
 
-TASKS: dict[str, Callable[..., dict[str, str]]] = {"check": check_file, "write": write_file}
-
-
-def serve() -> None:
-    """A worker process: answer requests from stdin until it closes."""
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    while True:
-        head = stdin.read(_HEAD.size)
-        if len(head) < _HEAD.size:
-            return  # the mirror is gone (or done): so are we
-        name, args = pickle.loads(stdin.read(_HEAD.unpack(head)[0]))
-        try:
-            answer = TASKS[name](*args)
-        except OSError as exc:
-            answer = {"oserror": str(exc)}
-        body = pickle.dumps(answer)
-        stdout.write(_HEAD.pack(len(body)) + body)
-        stdout.flush()
+def _widen(transport: asyncio.BaseTransport) -> None:
+    """Ask for a larger pipe (Linux, up to /proc/sys/fs/pipe-max-size), so requests rarely wait in our buffer."""
+    pipe = transport.get_extra_info("pipe")
+    setsize = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if pipe is not None and setsize is not None:
+        with contextlib.suppress(OSError, ValueError):
+            fcntl.fcntl(pipe.fileno(), setsize, PIPE_BYTES)
 
 
 class _Worker:
@@ -96,6 +63,9 @@ class _Worker:
         self.pending: collections.deque[asyncio.Future[dict[str, str]]] = collections.deque()
         self.dead: BaseException | None = None
         self.reader = asyncio.create_task(self._read())
+        self._out: list[bytes] = []  # requests of this event-loop turn, written together
+        if proc.stdin is not None:
+            _widen(proc.stdin.transport)
 
     async def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -118,12 +88,21 @@ class _Worker:
         if self.dead is not None:
             raise self.dead
         assert self.proc.stdin is not None
-        future: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, str]] = loop.create_future()
         body = pickle.dumps((name, args))
         self.pending.append(future)
-        self.proc.stdin.write(_HEAD.pack(len(body)) + body)
+        if not self._out:
+            loop.call_soon(self._flush)
+        self._out.append(_HEAD.pack(len(body)) + body)
         await self.proc.stdin.drain()
         return await future
+
+    def _flush(self) -> None:
+        """One pipe write for every request made since the last one (answers still come one by one)."""
+        data, self._out = b"".join(self._out), []
+        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
+            self.proc.stdin.write(data)
 
     async def close(self) -> None:
         if self.proc.stdin is not None:
