@@ -54,6 +54,7 @@ from tamizdat.server.httpclient import BoundedClient
 
 from .config import DEFAULT_CONFIG, SyncConfig
 from .logsync import LogSync
+from .served import BundleFiles, IndexSets
 from .state import StateStore, SyncSummary, UpstreamRecord
 from .trust import Listing, Listings, Plan
 from .upstream import Upstream, is_url, make_upstream, normalize_spec
@@ -63,7 +64,6 @@ from .witness import ServedIndex
 log = logging.getLogger("tamizdat.mirror")
 
 Progress = Callable[[int, int, int], None]  # bundles done, bundles to fetch, bytes so far
-_HEX_ZIP = re.compile(r"\A([0-9a-f]{64})\.zip\Z")
 _HEX_JSON = re.compile(r"\A([0-9a-f]{64})\.json\Z")
 PAUSE_SECONDS = 120.0
 SMALL_BUNDLE = 1024 * 1024  # bundles up to this size travel in memory (at most 32 at once), bigger ones via tmp
@@ -92,7 +92,7 @@ class _Work:
     signed: SignedIndex
     shards: dict[str, Listings]
     staged_shards: dict[str, Path] = field(default_factory=dict)
-    present: set[str] = field(default_factory=set)  # bundle files found at the start (one directory scan)
+    present: frozenset[str] = frozenset()  # bundle files found at the start (one directory listing, or the last)
     replacements: dict[str, Path] = field(default_factory=dict)  # bundle id -> verified file in tmp
     new: int = 0
 
@@ -143,6 +143,8 @@ class Mirror:
             data, config=config, clock=lambda: int(self.clock().timestamp()), witness_name=witness_name
         )
         self._lock = asyncio.Lock()
+        self._bundle_files = BundleFiles(data.bundles)  # listed again only when bundles/ changed
+        self._index_sets: IndexSets | None = None  # the served index's sets, per index version
 
     # -- public ----------------------------------------------------------
     def record(self, spec: str) -> UpstreamRecord:
@@ -162,7 +164,7 @@ class Mirror:
     def bundle_count(self) -> int:
         if self.trust.index is None:
             return 0
-        return sum(1 for _ in _held_ids(self.data.bundles))
+        return len(self._bundle_files.ids())
 
     async def sync(self, progress: Progress | None = None) -> SyncSummary:
         """Sync once from the first upstream that works; never loses the served state."""
@@ -242,24 +244,24 @@ class Mirror:
             return {"state": "internal-error", "message": f"{exc.__class__.__name__}: {exc}"[:300]}
 
     def _served_index(self) -> ServedIndex:
-        """The served index as sets of bundle ids, for the log's leaf checks (disk reads: run in a thread)."""
+        """The served index as sets of bundle ids, for the log's leaf checks (disk reads: run in a thread).
+
+        The index's sets are kept per index version (the commit leaves them),
+        the bundle files' listing while ``bundles/`` is unchanged.
+        """
         signed = self.trust.index
         assert signed is not None
-        payload = Envelope.from_bytes(signed.raw, expected_type=INDEX_TYPE).payload
-        shards: dict[str, Listings] = {}
-        for ref in signed.index.shards:
-            shard = self._load_shard(ref)
-            if shard is None:
-                raise RejectedError(f"served shard {ref.sha256[:16]} is unreadable", code="local-log")
-            shards[ref.sha256] = shard
-        plan = self.trust.plan(signed.index, shards, keep_superseded=self.keep_superseded)
-        return ServedIndex(
-            payload_sha256=hashlib.sha256(payload).hexdigest(),
-            listed=plan.listed,
-            retracted=plan.retracted,
-            wanted=frozenset(plan.wanted),
-            held=frozenset(_held_ids(self.data.bundles)),
-        )
+        sets = self._index_sets
+        if sets is None or not sets.describes(signed, keep_superseded=self.keep_superseded):
+            shards: dict[str, Listings] = {}
+            for ref in signed.index.shards:
+                shard = self._load_shard(ref)
+                if shard is None:
+                    raise RejectedError(f"served shard {ref.sha256[:16]} is unreadable", code="local-log")
+                shards[ref.sha256] = shard
+            plan = self.trust.plan(signed.index, shards, keep_superseded=self.keep_superseded)
+            sets = self._index_sets = IndexSets.of(signed, plan, keep_superseded=self.keep_superseded)
+        return sets.served(self._bundle_files.ids())
 
     def _load_shard(self, ref: ShardRef) -> Listings | None:
         """A served shard's listings (cached in the trust state; None when the file is unreadable)."""
@@ -372,7 +374,7 @@ class Mirror:
 
     async def _fetch_bundles(self, up: Upstream, work: _Work, plan: Plan, progress: Progress | None) -> None:
         committed = self._committed_sha()
-        present = work.present = set(_held_ids(self.data.bundles))
+        present = work.present = self._bundle_files.ids()
         todo: list[tuple[Listing, bool]] = []  # (entry, present on disk)
         for entry in plan.wanted.values():
             if entry.id in present and committed.get(entry.id) == entry.sha256 and not self.trust.reverify:
@@ -469,6 +471,7 @@ class Mirror:
         _test_pause("index")
         self.trust.commit(work.signed, work.shards)
         self.store.save_trust(self.trust)
+        self._index_sets = IndexSets.of(work.signed, plan, keep_superseded=self.keep_superseded)
         # Only now that the new index is served: drop what it no longer asks for.
         for bundle_id in sorted(work.present):  # what this sync placed is wanted; a leftover goes next time
             if bundle_id in plan.wanted:
@@ -536,17 +539,6 @@ def _still_fresh(index: SignedIndex, now: dt.datetime) -> None:
     """Being offered the index we already serve is a success only while it has not expired."""
     if index.index.expires <= now:
         raise ExpiredError("the upstream offers only the expired index we hold", code="expired", step="I5")
-
-
-def _held_ids(folder: Path) -> Iterable[str]:
-    try:
-        with os.scandir(folder) as it:
-            for entry in it:
-                m = _HEX_ZIP.match(entry.name)
-                if m:
-                    yield m.group(1)
-    except FileNotFoundError:
-        return
 
 
 async def _all(coros: Iterable[object]) -> None:
