@@ -144,6 +144,9 @@ class ProofBacklog:
             self._proved = self._list()
             gone = self._proved - held
             fresh: Sequence[str] = order
+        elif held is self._held:  # the same listing as last round (kept while bundles/ is unchanged)
+            gone = frozenset()
+            fresh = order[self._seen :]
         else:
             lost = self._held - held
             gone = lost & self._proved

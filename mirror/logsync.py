@@ -152,6 +152,7 @@ class LogSync:
         # and source -> ((its size, its root), its hash tiles fetched so far); one entry per source.
         self._proved: dict[str, tuple[tuple[int, bytes, int, bytes], str]] = {}
         self._source_tiles: dict[str, tuple[tuple[int, bytes], dict[TileId, bytes]]] = {}
+        self._agreed: tuple[LogContents, int, ServedIndex] | None = None  # the last leaf check that passed
         self._swept = False
 
     # -- state -----------------------------------------------------------
@@ -415,7 +416,7 @@ class LogSync:
         view = await asyncio.to_thread(served)
         disagree: LogRefusal | None = None
         try:
-            await asyncio.to_thread(w.check_leaves, view)
+            await asyncio.to_thread(self._check_leaves, w, view)
         except LogRefusal as exc:
             disagree = exc
         for problem in (refused, disagree):
@@ -431,6 +432,14 @@ class LogSync:
         st.checkpoint = w.merged(merge)
         rnd.proofs = await asyncio.to_thread(self._publish, w, view)
         await asyncio.to_thread(self._collect_garbage, st)  # only once tlog/checkpoint names the new size
+
+    def _check_leaves(self, w: LogWitness, view: ServedIndex) -> None:
+        """The leaf checks, skipped when neither the leaves nor the served sets changed since they last passed."""
+        last = self._agreed
+        if last is not None and last[0] is w.contents and last[1] == w.contents.size and _same_sets(last[2], view):
+            return
+        w.check_leaves(view)
+        self._agreed = (w.contents, w.contents.size, view)
 
     async def _extend(self, up: Upstream, w: LogWitness, offer: Offer, rnd: Round) -> None:
         tiles = w.entry_tiles(offer.size)
@@ -685,11 +694,23 @@ class LogSync:
             self._backlog = None
             self._proved.clear()
             self._source_tiles.clear()
+            self._agreed = None
         elif state is not None and state.alarm is not None:
             state.alarm = None
             state.last = {}
             self.save_state(state)
         return {"cleared": cleared, "forgot": forget, "size": 0 if forget or state is None else state.size}
+
+
+def _same_sets(a: ServedIndex, b: ServedIndex) -> bool:
+    """The same index and the very same set objects (kept per index version and folder listing)."""
+    return (
+        a.payload_sha256 == b.payload_sha256
+        and a.listed is b.listed
+        and a.retracted is b.retracted
+        and a.wanted is b.wanted
+        and a.held is b.held
+    )
 
 
 def _first_entries(data: bytes, count: int) -> bytes:

@@ -7,6 +7,8 @@
   second plan); an unchanged index and folder cost no plan and no listing; a
   restart, another index or another superseded rule build them again; what
   the leaf checks get always equals the sets built from scratch.
+- With the same leaves and the very same sets the leaf checks, which passed
+  already, are not run again.
 - A bundle file removed behind the mirror's back is still noticed by the
   next round (``bundle-missing``).
 """
@@ -25,7 +27,7 @@ from tamizdat.keys import dsse
 from tamizdat.mirror.served import RACY_NS, BundleFiles
 from tamizdat.mirror.sync import Mirror
 from tamizdat.mirror.trust import TrustedState
-from tamizdat.mirror.witness import ServedIndex
+from tamizdat.mirror.witness import LogWitness, ServedIndex
 
 from .conftest import MirrorFactory
 from .simulator import Simulator
@@ -98,18 +100,18 @@ def from_scratch(m: Mirror) -> ServedIndex:
     return ServedIndex(hashlib.sha256(payload).hexdigest(), plan.listed, plan.retracted, frozenset(plan.wanted), held)
 
 
-class Plans:
-    """Counts TrustedState.plan calls."""
+class Calls:
+    """Counts the calls of a method."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, owner: type, name: str, *, static: bool = False) -> None:
         self.calls = 0
-        real = TrustedState.plan
+        real = getattr(owner, name)
 
         def counted(*args: Any, **kw: Any) -> Any:
             self.calls += 1
             return real(*args, **kw)
 
-        monkeypatch.setattr(TrustedState, "plan", staticmethod(counted))
+        monkeypatch.setattr(owner, name, staticmethod(counted) if static else counted)
 
     def take(self) -> int:
         n, self.calls = self.calls, 0
@@ -122,7 +124,7 @@ async def test_sets_per_index_version(
     sim = Simulator(tmp_path / "sim", log=True)
     sim.add(3)
     sim.publish()
-    plans = Plans(monkeypatch)
+    plans = Calls(monkeypatch, TrustedState, "plan", static=True)
     with sim.serve() as url:
         m = make_mirror(sim.root_keyid, [url])
         join(sim, {"a": (m, None)}, "quorum a\n")
@@ -133,10 +135,12 @@ async def test_sets_per_index_version(
 
         age(m.data.bundles)
         listings = m._bundle_files.listings
+        checks = Calls(monkeypatch, LogWitness, "check_leaves")
         for _ in range(3):  # nothing new: no plan; the folder is listed once (no listing was kept: it was racy)
             s = await m.sync()
             assert s.log is not None and s.log["state"] == "ok", s.log
         assert plans.take() == 0 and m._bundle_files.listings == listings + 1
+        assert checks.calls == 1  # then the same leaves and the same sets: the leaf checks passed already
 
         sim.retract(sim.listed_ids()[0])
         sim.add(2)
