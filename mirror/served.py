@@ -20,7 +20,6 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from .trust import Plan
 from .witness import ServedIndex
 
 HEX_ZIP = re.compile(r"\A([0-9a-f]{64})\.zip\Z")
+HEX_ZIP_LINES = re.compile(r"^([0-9a-f]{64})\.zip$", re.MULTILINE)
 RACY_NS = 2_000_000_000  # a listing is reused only if the folder had not changed for this long before it was taken
 
 
@@ -94,16 +94,21 @@ class BundleFiles:
         return ids
 
 
-def held_ids(folder: Path) -> Iterator[str]:
-    """Bundle ids with a ``<id>.zip`` file in ``folder`` (none when it does not exist)."""
+def held_ids(folder: Path) -> list[str]:
+    """Bundle ids with a ``<id>.zip`` file in ``folder`` (none when it does not exist).
+
+    One regular-expression pass over all the names joined by newlines (about
+    twice as fast as a match per name at a million files); a name holding a
+    newline falls back to a match per name.
+    """
     try:
-        with os.scandir(folder) as it:
-            for entry in it:
-                m = HEX_ZIP.match(entry.name)
-                if m:
-                    yield m.group(1)
+        names = os.listdir(folder)
     except FileNotFoundError:
-        return
+        return []
+    text = "\n".join(names)
+    if text.count("\n") == max(len(names) - 1, 0):
+        return HEX_ZIP_LINES.findall(text)
+    return [m.group(1) for name in names if (m := HEX_ZIP.match(name))]
 
 
 __all__ = ["RACY_NS", "BundleFiles", "IndexSets", "held_ids"]

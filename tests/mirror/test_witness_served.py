@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tamizdat.keys import dsse
-from tamizdat.mirror.served import RACY_NS, BundleFiles
+from tamizdat.mirror.served import RACY_NS, BundleFiles, held_ids
 from tamizdat.mirror.sync import Mirror
 from tamizdat.mirror.trust import TrustedState
 from tamizdat.mirror.witness import LogWitness, ServedIndex
@@ -70,6 +70,21 @@ def test_bundle_files_listed_again_only_when_the_folder_changes(tmp_path: Path) 
     first = sorted(ids)[0]
     (folder / f"{first}.zip").rename(folder / f"{'f' * 64}.zip")  # renamed in place
     assert files.ids() == (ids - {first}) | {"f" * 64} and files.listings == 7
+
+
+@pytest.mark.parametrize("newline", [False, True])
+def test_held_ids_are_exactly_the_bundle_files(tmp_path: Path, newline: bool) -> None:
+    folder = tmp_path / "bundles"
+    folder.mkdir()
+    good = {_zip(folder, n) for n in range(5)}
+    other = hashlib.sha256(b"other").hexdigest()
+    for name in [f"{other}.zip.part", f"{other.upper()}.zip", f"{other}.tlog-proof", f"{other[:63]}.zip", "x.zip"]:
+        (folder / name).write_bytes(b"")
+    (folder / f"{other}.zip.d").mkdir()
+    if newline:  # a name holding a newline, whose second line looks like a bundle file: not one
+        (folder / f"junk\n{other}.zip").write_bytes(b"")
+    assert sorted(held_ids(folder)) == sorted(good)
+    assert held_ids(tmp_path / "missing") == []
 
 
 def test_a_change_in_the_same_tick_is_not_missed(tmp_path: Path) -> None:
