@@ -24,7 +24,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from tamizdat.keys import timefmt
 from tamizdat.keys.dsse import INDEX_TYPE, Envelope
 from tamizdat.keys.keydir import KeyDir
 from tamizdat.mirror.sync import Mirror
+from tamizdat.netutil import free_port
 from tamizdat.server.datadir import DataDir
 
 CACHE = Path(tempfile.gettempdir()) / "tamizdat-bench-mirror"
@@ -226,12 +226,6 @@ def add_bundle(tree: Tree, i: int, chars: int, version: int) -> BundleEntry:
 
 
 # -- servers -------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import shutil
 import signal
-import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -36,6 +35,7 @@ from tamizdat.bundles.verify import verify_bundle
 from tamizdat.clikit import emit, guarded, json_option
 from tamizdat.errors import TamizdatError
 from tamizdat.keys.keydir import ROOT_PRIVATE, KeyDir
+from tamizdat.netutil import free_port as _free_port
 
 from .sample_image import draw_sampling_map
 
@@ -51,12 +51,6 @@ def prepare_sample(folder: Path) -> Path:
     target.write_bytes(source)
     draw_sampling_map(folder / "sampling.png")
     return target
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

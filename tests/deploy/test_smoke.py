@@ -31,6 +31,7 @@ import yaml
 from static_paths import NOT_SERVED, OH, SECRETS, SERVED, body_of, make_log_tree
 
 from tamizdat.demo.run import prepare_sample
+from tamizdat.netutil import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -45,12 +46,6 @@ def need(tool: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fetch(url: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from tamizdat.bundles.verify import verify_bundle
 from tamizdat.keys import dsse
 from tamizdat.mirror.config import SyncConfig
 from tamizdat.mirror.sync import Mirror
+from tamizdat.netutil import free_port
 from tamizdat.server.datadir import DataDir
 
 from .simulator import Simulator
@@ -94,12 +94,6 @@ def check_served(public: Path, root_keyid: str, *, allowed_extra: set[str] | Non
         if bid not in listed:
             assert allowed_extra is not None and bid in allowed_extra, f"unlisted bundle {bid[:12]} served"
     return listed
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get_json(url: str, timeout: float = 5.0) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -17,14 +16,9 @@ import pytest
 
 from tamizdat.bundles.index import check_shard, verify_index
 from tamizdat.keys.keydir import KeyDir
+from tamizdat.netutil import free_port
 
 from .support import TAMIZDAT
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

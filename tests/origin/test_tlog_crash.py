@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,18 +30,13 @@ import pytest
 
 from tamizdat.bundles.tlog import Checkpoint, LeafKind, TreeBuilder, check_extends, consistency_proof_from_tiles
 from tamizdat.keys.keydir import KeyDir
+from tamizdat.netutil import free_port as _free_port
 from tamizdat.server.tlog import signed
 from tamizdat.server.tlog.tree import TileFiles
 
 from .tlog_support import checkpoint_of, db_leaves, entries_of, replay, tlog_files, trust_of
 
 TAMIZDAT = [sys.executable, "-c", "from tamizdat.cli import main; main()"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _http(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, bytes]:

@@ -13,7 +13,6 @@ import datetime as dt
 import io
 import logging
 import shutil
-import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from tamizdat.bundles.content import ArticleInput, BundleInput, ImageInput, Noti
 from tamizdat.bundles.index import ArticleInfo, BundleEntry, Index, Retraction, ShardedList, sign_index
 from tamizdat.keys import timefmt
 from tamizdat.keys.keydir import KeyDir
+from tamizdat.netutil import free_port
 from tamizdat.server.accesslog import PrivateAccessLogger
 from tamizdat.server.datadir import DataDir
 from tamizdat.server.reader import add_reader_routes
@@ -326,12 +326,6 @@ class Site:
     @property
     def keyid(self) -> str:
         return self.sample.root_keyid
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def reader_settings(**overrides: Any) -> dict[str, Any]:

@@ -17,7 +17,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,6 +36,7 @@ from tamizdat.errors import TamizdatError
 from tamizdat.keys import dsse
 from tamizdat.keys.keydir import KeyDir
 from tamizdat.keys.root import Root
+from tamizdat.netutil import free_port
 
 REPO = Path(__file__).resolve().parents[2]  # the repository root (for python -m tests.reliability....)
 FULL = os.environ.get("TAMIZDAT_FULL", "") not in ("", "0")
@@ -47,12 +47,6 @@ _WORDS = (
     "hospital doctors workers factory river border village families children statement evidence archive"
 )
 WORDS = _WORDS.split()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from tamizdat.bundles.tlog.witness import origin_hash
 from tamizdat.bundles.verify import verify_bundle
 from tamizdat.errors import RejectedError
 from tamizdat.keys.keydir import KeyDir
+from tamizdat.netutil import free_port
 from tamizdat.server import settings as settings_mod
 
 TAMIZDAT = [sys.executable, "-c", "from tamizdat.cli import main; main()"]
@@ -38,12 +38,6 @@ WITNESSES = ("mirror-1", "mirror-2")
 
 
 # -- small tools -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(what: str, predicate: Callable[[], bool], timeout: float = 45.0, step: float = 0.25) -> None:
