@@ -8,6 +8,12 @@ nothing newer than its last signed checkpoint (:func:`.witnesses.judge`); it
 publishes what rounds left unpublished, merges the witnesses' cosignatures of
 the current checkpoint into ``tlog/checkpoint``, writes the proofs once the
 quorum is met, and removes dead partial tiles.
+
+When the root's trust lost something (a log key revoked, the witness policy
+changed), the next pass finds the bundle proofs whose checkpoint the newest
+root no longer accepts (:mod:`.stale`), marks them stale and rewrites them under
+the first quorum-cosigned checkpoint; /healthz counts them (``proofs_stale``,
+the index proof included) until then.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from ..datadir import DataDir, sync_filesystem
 from ..httpclient import BoundedClient
 from ..keyring import Keyring, KeySnapshot
 from ..store import Store
-from . import leaves, proofs, tree, witnesses
+from . import leaves, proofs, stale, tree, witnesses
 from .witnesses import WitnessView
 from .writer import ERROR, LogWriter, note_text, pause_for_tests
 
@@ -80,6 +86,10 @@ class LogKeeper(LogWriter):
         self._unreachable: dict[str, str] = {}
         self._last_gc = 0.0
         self.alarm: str | None = None
+        self.proofs_stale = 0  # bundle proofs marked stale and not yet rewritten
+        self.index_proof_stale = False
+        self._mark: stale.TrustMark | None = None  # the trust the written proofs were last checked against
+        self._mark_loaded = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -133,6 +143,7 @@ class LogKeeper(LogWriter):
             "size": self.size,
             "signed_size": self.last.checkpoint.size if self.last is not None else 0,
             "quorum_met": self.quorum_met,
+            "proofs_stale": self.proofs_stale + int(self.index_proof_stale),
             "witnesses": {
                 name: {"size": seen.size, "time": timefmt.format(dt.datetime.fromtimestamp(seen.time, dt.UTC))}
                 for name, seen in sorted(self._seen.items())
@@ -152,7 +163,8 @@ class LogKeeper(LogWriter):
         if any(w.url for w in trust.policy.witnesses):
             if self._client is None:
                 raise RuntimeError("the log keeper is not running")
-            views = await witnesses.fetch_views(self._client, trust)
+            revoked = witnesses.revoked_log_verifiers(keys.root, trust.origin)
+            views = await witnesses.fetch_views(self._client, trust, revoked)
         self._note_views(views)
         async with self.lock:
             await self._check_forks(views)
@@ -164,8 +176,10 @@ class LogKeeper(LogWriter):
             current = self.current
             if current is not None:
                 current = await self._merge(trust, current, views)
+        await self._find_stale(trust)
         if current is not None and self.quorum_met:
             await self._write_proofs(current)
+        await self._check_index_proof(trust)
         await self._collect_partials()
 
     async def _check_forks(self, views: list[WitnessView]) -> None:
@@ -201,9 +215,16 @@ class LogKeeper(LogWriter):
                 self._seen[v.name] = SeenWitness(v.checkpoint.size, v.cosigned_at)
 
     async def _merge(self, trust: LogTrust, current: bytes, views: list[WitnessView]) -> bytes:
-        """Merge the views' cosignatures of the current checkpoint; decide whether the quorum is met."""
+        """Merge the views' cosignatures of the current checkpoint; decide whether the quorum is met.
+
+        Views signed by a log key revoked since give their cosignatures of the
+        same body too (:func:`.witnesses.salvage`).
+        """
         policy = trust.policy
         now = int(time.time())
+        if not await self.trusted(current, trust):  # a revoked key signed it and no log key is left to re-sign
+            self.quorum_met = False
+            return current
         text = note_text(current)
         extra = [
             s.signature
@@ -211,6 +232,12 @@ class LogKeeper(LogWriter):
             if v.signed is not None and v.signed.note.text == text
             for s in v.signed.cosignatures
             if s.timestamp is not None and s.timestamp <= now + FUTURE_SKEW  # a future date would shadow later ones
+        ]
+        extra += [
+            s.signature
+            for v in views
+            for s in witnesses.salvage(v, text, policy)
+            if s.timestamp is not None and s.timestamp <= now + FUTURE_SKEW
         ]
         logs, wits = policy.log_verifiers(trust.origin), policy.witness_verifiers()
         merged = await asyncio.to_thread(merge_cosignatures, current, extra, logs, wits) if extra else current
@@ -224,18 +251,67 @@ class LogKeeper(LogWriter):
         return merged
 
     async def _write_proofs(self, note: bytes) -> None:
-        """Proofs for every bundle leaf the (quorum-cosigned) ``note`` covers, and the index proof."""
+        """Proofs for every bundle leaf the (quorum-cosigned) ``note`` covers, stale ones again, the index proof."""
         size = Checkpoint.parse(note_text(note)).size
-        while True:
-            async with self.store.tx(write=False) as tx:
-                pending = await leaves.proofless_bundles(tx, size, PROOF_BATCH)
-            if not pending:
-                break
-            done = await asyncio.to_thread(proofs.write_bundle_proofs, self.files, self.data, note, size, pending)
-            await asyncio.to_thread(sync_filesystem, self.data.root)
-            async with self.store.tx() as tx:
-                await leaves.mark_proofs_done(tx, done)
+        for state in (leaves.PROOF_PENDING, leaves.PROOF_STALE):
+            replace = state == leaves.PROOF_STALE
+            while not replace or self.proofs_stale > 0:
+                async with self.store.tx(write=False) as tx:
+                    pending = await leaves.proofless_bundles(tx, size, PROOF_BATCH, state=state)
+                if not pending:
+                    break
+                done = await asyncio.to_thread(
+                    proofs.write_bundle_proofs, self.files, self.data, note, size, pending, replace=replace
+                )
+                await asyncio.to_thread(sync_filesystem, self.data.root)
+                async with self.store.tx() as tx:
+                    await leaves.mark_proofs_done(tx, done)
+                if replace:
+                    self.proofs_stale = max(0, self.proofs_stale - len(done))
+            if replace and self.proofs_stale:
+                log.info("transparency log: rewrote the stale proofs under size %d", size)
+                self.proofs_stale = 0
         await asyncio.to_thread(proofs.write_index_proof, self.files, note, size)
+
+    async def _find_stale(self, trust: LogTrust) -> None:
+        """After the trust lost a log key or changed its policy: mark the proofs it no longer accepts stale."""
+        mark = stale.TrustMark.of(trust)
+        path = self.data.state / stale.MARK_NAME
+        if not self._mark_loaded:
+            self._mark = await asyncio.to_thread(stale.load_mark, path)
+            async with self.store.tx(write=False) as tx:
+                self.proofs_stale = await leaves.count_stale_proofs(tx)
+            self._mark_loaded = True
+        if mark == self._mark:
+            return
+        if not mark.keeps(self._mark):
+            judge = stale.ProofJudge(trust, int(time.time()))
+            after, found = -1, 0
+            while True:
+                async with self.store.tx(write=False) as tx:
+                    rows = await leaves.written_proofs(tx, after, PROOF_BATCH)
+                if not rows:
+                    break
+                files = [(n, proofs.proof_path(self.data, bid)) for n, bid in rows]
+                bad = await asyncio.to_thread(stale.stale_files, judge, files)
+                if bad:
+                    async with self.store.tx() as tx:
+                        await leaves.mark_proofs_stale(tx, bad)
+                    found += len(bad)
+                after = rows[-1][0]
+            self.proofs_stale += found
+            if found:
+                log.warning(
+                    "transparency log: %d bundle proof(s) no longer verify under the newest root; "
+                    "they are rewritten once the witnesses' quorum cosigns a checkpoint",
+                    found,
+                )
+        await asyncio.to_thread(stale.save_mark, path, mark)
+        self._mark = mark
+
+    async def _check_index_proof(self, trust: LogTrust) -> None:
+        judge = stale.ProofJudge(trust, int(time.time()))
+        self.index_proof_stale = await asyncio.to_thread(judge.file_good, self.files.index_proof) is False
 
     async def _collect_partials(self) -> None:
         now = time.monotonic()

@@ -96,15 +96,39 @@ async def read_entries(tx: Tx, start: int, end: int) -> list[bytes]:
     return entries
 
 
-async def proofless_bundles(tx: Tx, size: int, limit: int) -> list[tuple[int, str, bool]]:
-    """Bundle leaves below ``size`` without a proof yet: (leaf, bundle id, retracted)."""
+PROOF_PENDING, PROOF_WRITTEN, PROOF_STALE = 0, 1, 2
+"""``tlog_leaves.proof_done`` of a bundle leaf: no proof yet; written (or none needed); written under a
+checkpoint the newest root no longer accepts (:mod:`.stale`), to be rewritten."""
+
+
+async def proofless_bundles(
+    tx: Tx, size: int, limit: int, *, state: int = PROOF_PENDING
+) -> list[tuple[int, str, bool]]:
+    """Bundle leaves below ``size`` whose proof is in ``state`` (default: none yet): (leaf, bundle id, retracted)."""
     rows = await tx.all(
         "SELECT l.n, l.id, b.retracted_at FROM tlog_leaves l LEFT JOIN bundles b ON b.id = l.id "
-        "WHERE l.kind = 1 AND l.proof_done = 0 AND l.n < ? ORDER BY l.n LIMIT ?",
-        (size, limit),
+        "WHERE l.kind = 1 AND l.proof_done = ? AND l.n < ? ORDER BY l.n LIMIT ?",
+        (state, size, limit),
     )
     return [(int(r["n"]), str(r["id"]), r["retracted_at"] is not None) for r in rows]
 
 
 async def mark_proofs_done(tx: Tx, leaves: Collection[int]) -> None:
     await tx.many("UPDATE tlog_leaves SET proof_done = 1 WHERE n = ?", [(n,) for n in leaves])
+
+
+async def written_proofs(tx: Tx, after: int, limit: int) -> list[tuple[int, str]]:
+    """Bundle leaves after ``after`` whose proof was written: (leaf, bundle id), in leaf order."""
+    rows = await tx.all(
+        "SELECT n, id FROM tlog_leaves WHERE n > ? AND kind = 1 AND proof_done = 1 ORDER BY n LIMIT ?",
+        (after, limit),
+    )
+    return [(int(r["n"]), str(r["id"])) for r in rows]
+
+
+async def mark_proofs_stale(tx: Tx, leaves: Collection[int]) -> None:
+    await tx.many("UPDATE tlog_leaves SET proof_done = 2 WHERE n = ? AND proof_done = 1", [(n,) for n in leaves])
+
+
+async def count_stale_proofs(tx: Tx) -> int:
+    return int(await tx.value("SELECT COUNT(*) FROM tlog_leaves WHERE kind = 1 AND proof_done = 2"))

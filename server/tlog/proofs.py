@@ -1,9 +1,10 @@
 """``.tlog-proof`` files (c2sp.org/tlog-proof) from the origin's own tiles. Blocking: run in a thread.
 
 Once a checkpoint meets the policy's quorum, every bundle leaf it covers gets
-``bundles/<id>.tlog-proof`` (written once, never rewritten: a newer checkpoint
-proves nothing more about the bundle), and ``tlog/index.tlog-proof`` proves the
-last leaf, the current index, under the newest quorum-cosigned checkpoint.
+``bundles/<id>.tlog-proof`` (written once: a newer checkpoint proves nothing
+more about the bundle; rewritten only when the newest root no longer accepts
+its checkpoint, :mod:`.stale`), and ``tlog/index.tlog-proof`` proves the last
+leaf, the current index, under the newest quorum-cosigned checkpoint.
 """
 
 from __future__ import annotations
@@ -45,17 +46,24 @@ def proof_bytes(tiles: CachedTiles, index: int, note: bytes, size: int) -> bytes
 
 
 def write_bundle_proofs(
-    files: TileFiles, data: DataDir, note: bytes, size: int, pending: Sequence[tuple[int, str, bool]]
+    files: TileFiles,
+    data: DataDir,
+    note: bytes,
+    size: int,
+    pending: Sequence[tuple[int, str, bool]],
+    *,
+    replace: bool = False,
 ) -> list[int]:
     """Write the proof of each pending (leaf, bundle id, retracted) under ``note``; returns the leaves handled.
 
-    A retracted bundle (its file is gone) gets none; an existing proof file is kept as it is.
+    A retracted bundle (its file is gone) gets none; an existing proof file is
+    kept as it is unless ``replace`` (stale proofs).
     """
     tiles = CachedTiles(files)
     done: list[int] = []
     for index, bundle_id, retracted in pending:
         path = proof_path(data, bundle_id)
-        if not retracted and not path.exists() and data.bundle_path(bundle_id).exists():
+        if not retracted and (replace or not path.exists()) and data.bundle_path(bundle_id).exists():
             atomic_write(path, proof_bytes(tiles, index, note, size), durable=False)
         done.append(index)
     return done

@@ -5,6 +5,12 @@ A policy witness with a URL publishes the checkpoint it accepted at
 its own cosignature). The origin reads those views to gather cosignatures and,
 after every start, to check that it is not behind its own log (a restore from
 backup): :func:`judge`.
+
+A view signed only by a log key the newest root revoked (signed before ``keys
+revoke``) still answers: it shows nothing the origin must respect, and its
+cosignatures of a body the origin re-signed with a trusted key are merged
+(:func:`salvage`; a cosignature covers the body, not the log signature). A
+view signed by a key the root never delegated stays an error.
 """
 
 from __future__ import annotations
@@ -14,10 +20,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tamizdat.bundles.tlog import Checkpoint, SignedCheckpoint, open_checkpoint
-from tamizdat.bundles.tlog.policy import PolicyWitness
+from tamizdat.bundles.tlog.errors import NoteSignatureError
+from tamizdat.bundles.tlog.note import (
+    SIG_ED25519,
+    Ed25519Verifier,
+    Note,
+    VerifiedSignature,
+    Verifier,
+    format_vkey,
+    open_parsed,
+)
+from tamizdat.bundles.tlog.policy import Policy, PolicyWitness
 from tamizdat.bundles.tlog.trust import LogTrust
 from tamizdat.bundles.tlog.witness import origin_hash
 from tamizdat.errors import NetworkError, TamizdatError
+from tamizdat.keys.root import Root
 
 from ..httpclient import BoundedClient, ClientConfig
 
@@ -30,6 +47,7 @@ OK = "ok"
 RESTORED = "restored-from-backup"
 WAITING = "waiting-for-witnesses"
 FORK_SEEN = "fork-seen"
+UNTRUSTED = ("no-log-signature", "unverified-note")  # a note no log key of the newest root signed
 
 
 def view_url(base: str, origin: str) -> str:
@@ -46,20 +64,67 @@ class WitnessView:
     signed: SignedCheckpoint | None = None
     cosigned_at: int | None = None  # this witness's own cosignature time on ``signed``
     error: str | None = None
+    untrusted: bytes | None = None  # a note of our origin signed only by a log key the root revoked
 
     @property
     def checkpoint(self) -> Checkpoint | None:
         return self.signed.checkpoint if self.signed is not None else None
 
 
-def open_view(data: bytes, trust: LogTrust, witness: PolicyWitness) -> WitnessView:
-    """Verify a witness's view: our log's signature (origin pinned) and every known cosignature."""
+def revoked_log_verifiers(root: Root, origin: str) -> list[Verifier]:
+    """The root's revoked log keys, as note verifiers named like the origin."""
+    return [
+        Ed25519Verifier.from_vkey(format_vkey(origin, SIG_ED25519, e.key.raw))
+        for kid, e in sorted(root.signing_keys.items())
+        if "log" in e.purposes and kid in root.revoked
+    ]
+
+
+def open_view(data: bytes, trust: LogTrust, witness: PolicyWitness, revoked: Sequence[Verifier] = ()) -> WitnessView:
+    """Verify a witness's view: our log's signature (origin pinned) and every known cosignature.
+
+    A view of our origin signed by none of the trusted log keys but by one of
+    ``revoked`` is an answer with no checkpoint, kept as ``untrusted``.
+    """
     policy = trust.policy
-    signed = open_checkpoint(data, policy.log_verifiers(trust.origin), policy.witness_verifiers(), origin=trust.origin)
+    try:
+        signed = open_checkpoint(
+            data, policy.log_verifiers(trust.origin), policy.witness_verifiers(), origin=trust.origin
+        )
+    except NoteSignatureError as exc:
+        if exc.code not in UNTRUSTED or not _signed_by(data, revoked):
+            raise
+        return WitnessView(witness.name, True, untrusted=data)
     return WitnessView(witness.name, True, signed, signed.cosigned_at().get(witness.verifier))
 
 
-async def fetch_view(client: BoundedClient, trust: LogTrust, witness: PolicyWitness) -> WitnessView:
+def _signed_by(data: bytes, verifiers: Sequence[Verifier]) -> bool:
+    if not verifiers:
+        return False
+    try:
+        open_parsed(Note.parse(data), verifiers)
+    except TamizdatError:
+        return False
+    return True
+
+
+def salvage(view: WitnessView, text: str, policy: Policy) -> list[VerifiedSignature]:
+    """The verified cosignatures of an untrusted view whose body is ``text`` (none if it differs or fails)."""
+    if view.untrusted is None:
+        return []
+    try:
+        note = Note.parse(view.untrusted)
+        if note.text != text:
+            return []
+        opened = open_parsed(note, policy.witness_verifiers())
+    except TamizdatError:
+        return []
+    return [v for v in opened.verified if v.timestamp is not None]
+
+
+async def fetch_view(
+    client: BoundedClient, trust: LogTrust, witness: PolicyWitness, revoked: Sequence[Verifier] = ()
+) -> WitnessView:
     """GET one witness's view; never raises (errors become an unanswered view)."""
     assert witness.url is not None
     try:
@@ -71,15 +136,15 @@ async def fetch_view(client: BoundedClient, trust: LogTrust, witness: PolicyWitn
     except TamizdatError as exc:
         return WitnessView(witness.name, False, error=exc.message)
     try:
-        return await asyncio.to_thread(open_view, data, trust, witness)
+        return await asyncio.to_thread(open_view, data, trust, witness, revoked)
     except TamizdatError as exc:
         return WitnessView(witness.name, False, error=f"its view does not verify: {exc.message}")
 
 
-async def fetch_views(client: BoundedClient, trust: LogTrust) -> list[WitnessView]:
-    """The views of every policy witness that has a URL, fetched in parallel."""
+async def fetch_views(client: BoundedClient, trust: LogTrust, revoked: Sequence[Verifier] = ()) -> list[WitnessView]:
+    """The views of every policy witness that has a URL, fetched in parallel (``revoked``: see :func:`open_view`)."""
     witnesses = [w for w in trust.policy.witnesses if w.url]
-    return list(await asyncio.gather(*(fetch_view(client, trust, w) for w in witnesses)))
+    return list(await asyncio.gather(*(fetch_view(client, trust, w, revoked) for w in witnesses)))
 
 
 def ahead(shown: Checkpoint, last: Checkpoint | None) -> bool:

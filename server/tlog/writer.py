@@ -84,6 +84,15 @@ def _extend(builder: TreeBuilder, entries: list[bytes]) -> TileBatch:
     return builder.flush()
 
 
+def _trusted(note: bytes, trust: LogTrust) -> bool:
+    """Whether a log key of the newest root signed ``note`` (not one revoked since)."""
+    try:
+        open_checkpoint(note, trust.policy.log_verifiers(trust.origin), origin=trust.origin)
+    except TamizdatError:
+        return False
+    return True
+
+
 def _read_or_none(path: os.PathLike[str]) -> bytes | None:
     try:
         with open(path, "rb") as fh:
@@ -115,6 +124,7 @@ class LogWriter:
         self._trust_keys: KeySnapshot | None = None
         self._trust: LogTrust | None = None
         self._logged: set[str] = set()
+        self._trusted_seen: tuple[bytes, LogTrust, bool] | None = None
 
     async def load(self) -> None:
         """Read the signed state, the public checkpoint and the log's size (before the first round)."""
@@ -306,9 +316,14 @@ class LogWriter:
                 code="log-state",
             )
         if last is not None and (last.checkpoint.size, last.checkpoint.root) == (new.size, new.root):
-            if self.current is None or Checkpoint.parse(note_text(self.current)) != new:
-                await self.write_checkpoint(last.note)  # signed before a crash, never published
-            self._report_ok()
+            if await self.trusted(last.note, trust):
+                if self.current is None or Checkpoint.parse(note_text(self.current)) != new:
+                    await self.write_checkpoint(last.note)  # signed before a crash, never published
+                self._report_ok()
+                return
+            # Its log key was revoked: the same tree again, signed by a key the root trusts.
+            if await self._sign_and_publish(trust, new):
+                log.info("transparency log: re-signed size %d with a log key the root trusts", new.size)
             return
         old = last.checkpoint if last is not None else None
         proof: list[bytes] = []
@@ -322,17 +337,29 @@ class LogWriter:
                 f"(size {old.size if old else 0}): {exc.message}",
                 code="log-state",
             ) from None
+        await self._sign_and_publish(trust, new)
+
+    async def trusted(self, note: bytes, trust: LogTrust) -> bool:
+        """Whether a log key of the newest root signed ``note`` (the last answer is kept per note and trust)."""
+        held = self._trusted_seen
+        if held is None or held[0] != note or held[1] is not trust:
+            held = self._trusted_seen = (note, trust, await asyncio.to_thread(_trusted, note, trust))
+        return held[2]
+
+    async def _sign_and_publish(self, trust: LogTrust, new: Checkpoint) -> bool:
+        """Sign ``new`` with the newest usable log key, record it as signed, then publish it."""
         try:
             key = self.keyring.signer("log", timefmt.now())
         except UsageError as exc:
             self.report(NO_LOG_KEY, exc.message, error=True)
-            return
-        note = await asyncio.to_thread(sign_checkpoint, new, [Ed25519Signer(origin, key)])
+            return False
+        note = await asyncio.to_thread(sign_checkpoint, new, [Ed25519Signer(new.origin, key)])
         self.last = await asyncio.to_thread(signed.save, self.data.state, note)
         pause_for_tests("tlog-signed")
         await self.write_checkpoint(note)
         self.quorum_met = trust.policy.quorum is None
         self._report_ok()
+        return True
 
     async def write_checkpoint(self, note: bytes) -> None:
         await asyncio.to_thread(atomic_write, self.files.checkpoint, note)
