@@ -9,7 +9,8 @@ path directly (RFC 6962's recursion unrolled, as transparency-dev/merkle's
 :class:`ProofBacklog` keeps, between rounds, the held and logged bundles that
 still lack a proof: one listing of ``bundles/`` per process, then each round
 folds in only the new bundle leaves and the bundles that came or went (set
-differences of the held sets). :meth:`ProofBacklog.write` writes at most
+differences of the held sets), plus the proofs found stale after a trust change
+(:meth:`ProofBacklog.requeue`). :meth:`ProofBacklog.write` writes at most
 ``limit`` proofs (and stops at a deadline), in leaf order; the rest wait for
 the next round, so a first quorum over a large log never stalls a sync.
 
@@ -23,7 +24,7 @@ import hashlib
 import heapq
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from tamizdat.bundles.tlog.hashing import fold_right, range_nodes
@@ -169,6 +170,22 @@ class ProofBacklog:
                 (self.folder / f"{bid}{SUFFIX}").unlink()
             self._proved.discard(bid)
         return len(gone)
+
+    def proved(self) -> list[str]:
+        """The bundles whose proof file is present (after :meth:`update`), sorted."""
+        return sorted(self._proved or ())
+
+    def requeue(self, ids: Iterable[str], bundles: Mapping[str, int]) -> int:
+        """Write these present proofs again (found stale: the newest root no longer accepts them); how many."""
+        if self._proved is None:
+            raise ValueError("update the backlog before requeueing proofs")
+        count = 0
+        for bid in ids:
+            if bid in self._proved and bid not in self._queued and bid in bundles:
+                self._queued.add(bid)
+                heapq.heappush(self._heap, (bundles[bid], bid))
+                count += 1
+        return count
 
     def write(self, prove: Callable[[int], bytes], *, limit: int, deadline: float | None = None) -> int:
         """Write up to ``limit`` proofs in leaf order (stopping at ``deadline``, ``time.monotonic``); returns how many.

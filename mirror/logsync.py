@@ -27,6 +27,10 @@ a log (``tlog``):
    quorum: ``tlog/index.tlog-proof`` and ``bundles/<id>.tlog-proof`` for held
    bundles that lack one (never rewritten; at most ``max_proofs`` a round, the
    rest in later rounds: ``mirror.logproofs``), all from the mirror's own tiles.
+   After a trust change that may void written proofs (a log key revoked, the
+   witness policy changed: ``server.tlog.stale``), the held proofs are checked
+   (within the same time budget, over several rounds if need be) and those the
+   newest root no longer accepts are written again.
 
 A sticky refusal (``fork``) writes both signed notes to
 ``DATA/state/tlog-evidence/`` and ``public/tlog/witness/<oh>/evidence/`` and
@@ -69,6 +73,7 @@ from tamizdat.keys import timefmt
 from tamizdat.keys.root import Root
 from tamizdat.server.datadir import DataDir, sync_filesystem
 from tamizdat.server.httpclient import BoundedClient
+from tamizdat.server.tlog import stale
 
 from .config import SyncConfig
 from .logproofs import ProofBacklog, ProofMaker, proof_bytes
@@ -153,6 +158,8 @@ class LogSync:
         self._proved: dict[str, tuple[tuple[int, bytes, int, bytes], str]] = {}
         self._source_tiles: dict[str, tuple[tuple[int, bytes], dict[TileId, bytes]]] = {}
         self._agreed: tuple[LogContents, int, ServedIndex] | None = None  # the last leaf check that passed
+        self._mark: tuple[stale.TrustMark | None] | None = None  # the trust held proofs were last checked against
+        self._stale_scan: tuple[stale.TrustMark, list[str]] | None = None  # proofs still to check
         self._swept = False
 
     # -- state -----------------------------------------------------------
@@ -621,14 +628,48 @@ class LogSync:
         backlog.update(w.contents.bundles, w.contents.bundle_order, view.held)  # also drops proofs of gone bundles
         if not quorum:
             return 0
+        deadline = time.monotonic() + self.proof_seconds
         proof = proof_bytes(ProofMaker(st.size, self.read_tile), st.checkpoint)
         if index_at is not None:
             self._write_public("tlog/index.tlog-proof", proof(index_at))
             st.index_proof = view.payload_sha256
-        written = backlog.write(proof, limit=self.max_proofs, deadline=time.monotonic() + self.proof_seconds)
+        scanned = self._find_stale(w, backlog, deadline)
+        written = backlog.write(proof, limit=self.max_proofs, deadline=deadline)
+        if scanned is not None and not backlog.pending:  # every stale proof written again: remember the trust
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            stale.save_mark(self.dir / stale.MARK_NAME, scanned)
+            self._mark, self._stale_scan = (scanned,), None
         if backlog.pending:
             log.info("wrote %d bundle proofs; %d wait for the next rounds", written, backlog.pending)
         return written
+
+    def _find_stale(self, w: LogWitness, backlog: ProofBacklog, deadline: float) -> stale.TrustMark | None:
+        """After a trust change that may void proofs: check the held ones (until ``deadline``), requeue the stale.
+
+        Returns the new trust mark once every held proof was checked (to be
+        saved when the requeued ones are written), else None.
+        """
+        if self._mark is None:
+            self._mark = (stale.load_mark(self.dir / stale.MARK_NAME),)
+        mark, checked = stale.TrustMark.of(w.trust), self._mark[0]
+        if mark == checked:
+            return None
+        scan = self._stale_scan
+        if scan is None or scan[0] != mark:
+            if mark.keeps(checked):
+                scan = (mark, [])
+            else:
+                scan = self._stale_scan = (mark, backlog.proved())
+        judge = stale.ProofJudge(w.trust, self.clock())
+        todo, found = scan[1], 0
+        while todo and time.monotonic() < deadline:
+            batch = todo[-1024:]
+            del todo[-1024:]
+            bad = stale.stale_files(judge, [(bid, self.data.bundles / f"{bid}.tlog-proof") for bid in batch])
+            found += backlog.requeue(bad, w.contents.bundles)
+        if found:
+            log.warning("%d bundle proof(s) no longer verify under the newest root: written again", found)
+        return None if todo else mark
 
     def backlog(self, contents: LogContents) -> ProofBacklog:
         """The bundle proofs still to write for these log contents (built on first use)."""

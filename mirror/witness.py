@@ -618,11 +618,22 @@ class LogWitness:
 
     # -- cosigning -------------------------------------------------------
     def cosign_due(self) -> bool:
-        """Whether to cosign the accepted checkpoint now (new, or own cosignature an hour old)."""
+        """Whether to cosign the accepted checkpoint now.
+
+        New, own cosignature an hour old, or the witness view no longer opens
+        under the newest root (its log key was revoked since: the upstream's
+        re-signed note of the same tree is cosigned at once).
+        """
         st = self.state
         if self.signer is None or st.alarm is not None or st.checkpoint is None or st.size == 0:
             return False
-        return st.cosigned is None or self.clock() - st.cosigned >= RECOSIGN_AFTER
+        if st.cosigned is None or self.clock() - st.cosigned >= RECOSIGN_AFTER or st.witness_note is None:
+            return True
+        try:
+            self.open(st.witness_note)
+        except RejectedError:
+            return True
+        return False
 
     def cosign(self) -> bytes:
         """The witness view: the accepted checkpoint's log signatures and a new own cosignature."""

@@ -82,14 +82,6 @@ async def _publish(api: Api, aid: str) -> str:
     return str(out["versions"][0]["bundle_id"])
 
 
-async def _until(check: Callable[[], bool | Awaitable[bool]]) -> None:
-    async def predicate() -> bool:
-        got = check()
-        return bool(await got) if not isinstance(got, bool) else got
-
-    await wait_for(predicate)
-
-
 def _newest(keys_dir: Path) -> Root:
     return KeyDir(keys_dir).chain().newest
 
@@ -220,7 +212,7 @@ async def test_revocation_resigns_at_once_and_rewrites_stale_proofs_at_the_next_
     await world.cosign_current()
 
     async def rewritten() -> bool:
-        return (await _log(world.api))["proofs_stale"] == 0
+        return bool((await _log(world.api))["proofs_stale"] == 0)
 
     await wait_for(rewritten)
     for b in ids:
@@ -291,7 +283,7 @@ async def test_restart_after_revocation_is_not_blocked_by_views_signed_with_the_
     await world.cosign_current()
 
     async def rewritten() -> bool:
-        return (await _log(world.api))["proofs_stale"] == 0
+        return bool((await _log(world.api))["proofs_stale"] == 0)
 
     await wait_for(rewritten)
     world.check(bid)
