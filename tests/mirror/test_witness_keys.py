@@ -12,7 +12,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,11 +31,16 @@ from tamizdat.bundles.tlog.reader import LogProofError, check_log_proof
 from tamizdat.bundles.tlog.trust import LogTrust
 from tamizdat.errors import RejectedError
 from tamizdat.keys.ed25519 import SigningKey
+from tamizdat.keys.keydir import KeyDir
+from tamizdat.keys.root import Root
 from tamizdat.mirror.sync import Mirror
 from tamizdat.mirror.witness import LogContents, LogRefusal, LogWitness, WitnessState
+from tamizdat.netutil import free_port
+from tamizdat.server import settings as settings_mod
 
-from .conftest import MirrorFactory
+from .conftest import TAMIZDAT, Daemon, MirrorFactory, get_json, wait_for
 from .simulator import Simulator, key
+from .test_witness_origin import PortDaemon, api, fetch
 from .test_witness_sync import assert_proofs, join, now, witness_view
 
 ORIGIN = "cd" * 32 + "/log"
@@ -207,3 +216,120 @@ async def test_stale_proofs_are_written_again_across_rounds_and_a_restart(
             done.append(s.log["proofs"])
         assert done == [1, 1, 0] and mark.read_bytes() != before
         assert assert_proofs(again, sim) == 3
+
+
+# -- real processes: `tamizdat serve` and `mirror run`, keys changed with the CLI --------------------
+
+
+def _cli(*args: str) -> dict[str, Any]:
+    out = subprocess.run([*TAMIZDAT, *args, "--json"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return dict(json.loads(out.stdout))
+
+
+def _held_proofs(public: Path) -> dict[str, bytes]:
+    return {p.name.removesuffix(".tlog-proof"): p.read_bytes() for p in (public / "bundles").glob("*.tlog-proof")}
+
+
+def _all_verify(public: Path, root: Root, ids: set[str]) -> bool:
+    """Every one of ``ids`` has a proof under ``public`` that the readers' check accepts against ``root``."""
+    proofs = _held_proofs(public)
+    if set(proofs) != ids:
+        return False
+    try:
+        for bid, body in proofs.items():
+            check_log_proof(bid, body, root, now=now())
+    except LogProofError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_real_origin_and_mirror_through_rotation_and_revocation(tmp_path: Path, daemons: list[Daemon]) -> None:
+    keys, data = tmp_path / "keys", tmp_path / "origin"
+    KeyDir(keys).init("Real News")
+    root_keyid = KeyDir(keys).root_keyid()
+    port_a = free_port()
+    vkey_a = subprocess.run(
+        [*TAMIZDAT, "mirror", "witness-key", "--data", str(tmp_path / "a"), "--name", "mirror-a"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    policy = tmp_path / "policy.txt"
+    policy.write_text(f"witness a {vkey_a} http://127.0.0.1:{port_a}/\nquorum a\n")
+    _cli("keys", "log-policy", "--dir", str(keys), "--policy", str(policy))
+    data.mkdir()
+    values = settings_mod.load(data / "settings.toml")
+    values.update(round_seconds=0.2, keys=str(keys), tlog_gather_interval=0.5)
+    settings_mod.save(data / "settings.toml", values)
+    token = _cli("tokens", "create", "desk", "--data", str(data))["token"]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    public = data / "public"
+
+    def newest() -> Root:
+        return KeyDir(keys).chain().newest
+
+    def post(n: int) -> str:
+        body = {
+            "id": f"k{n}",
+            "lang": "en",
+            "title": f"Story {n}",
+            "body": "Text.",
+            "published": "2026-01-05T10:00:00Z",
+        }
+        return str(api(url, token, "articles", body)["versions"][0]["bundle_id"])
+
+    def settled(ids: set[str]) -> bool:
+        """Origin and mirror both hold a proof of every bundle that the newest root accepts."""
+        log = get_json(url + "healthz")["log"]
+        return (
+            log["proofs_stale"] == 0
+            and _all_verify(public, newest(), ids)
+            and _all_verify(a.data / "public", newest(), ids)
+        )
+
+    with (tmp_path / "origin.log").open("wb") as logf:
+        origin = subprocess.Popen(
+            [*TAMIZDAT, "serve", "--data", str(data), "--listen", f"127.0.0.1:{port}"],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for(lambda: fetch(url + "healthz") is not None, timeout=30)
+            ids = {post(0), post(1)}
+            a = PortDaemon(tmp_path / "a", root_keyid, [url], port_a)
+            daemons.append(a)
+            wait_for(lambda: settled(ids), timeout=90, step=0.3)
+            first = _held_proofs(public)
+            [old_key] = newest().log_keys()
+
+            # Planned rotation: the next checkpoint is the new key's; old proofs stay and verify.
+            new_key = _cli("keys", "rotate-signing", "--dir", str(keys), "--purpose", "log")["new_keyid"]
+            ids.add(post(2))
+            wait_for(lambda: settled(ids), timeout=90, step=0.3)
+            origin_name = f"{root_keyid}/log"
+            new_note_id = key_id(origin_name, 1, newest().signing_keys[new_key].key.raw)
+            assert _log_key_ids((public / "tlog" / "checkpoint").read_bytes()) == {new_note_id}
+            assert {b: _held_proofs(public)[b] for b in first} == first
+
+            # Revocation of the old key: every proof under it is written again, on the origin and the mirror.
+            _cli("keys", "revoke", old_key, "--dir", str(keys), "--reason", "leaked")
+            started = time.monotonic()
+            wait_for(lambda: settled(ids), timeout=90, step=0.3)
+            took = time.monotonic() - started
+            for bid, body in _held_proofs(public).items():
+                if bid in first:
+                    assert body != first[bid]
+                assert _log_key_ids(ProofFile.parse(body).checkpoint) == {new_note_id}
+            assert get_json(a.url + "healthz")["log"]["state"] == "ok"
+            print(f"revocation -> every proof valid again on origin and mirror: {took:.1f} s")
+        finally:
+            origin.terminate()
+            try:
+                origin.wait(10)
+            except subprocess.TimeoutExpired:
+                origin.kill()
+                origin.wait(10)
