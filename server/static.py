@@ -36,7 +36,7 @@ from tamizdat.bundles.tlog.tiles import TileId
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 PARTIAL_TILE = "public, max-age=60"
-LOG_PROOF = "public, max-age=86400"
+LOG_PROOF = "public, max-age=3600"
 JSON = "application/json"
 NOTE = "text/plain; charset=utf-8"
 OCTETS = "application/octet-stream"

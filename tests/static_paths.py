@@ -22,7 +22,7 @@ SERVED: dict[str, tuple[str, str]] = {
     "tlog/index.tlog-proof": ("no-cache", NOTE),
     f"tlog/witness/{OH}/checkpoint": ("no-cache", NOTE),
     f"tlog/witness/{OH}/evidence/fork-12": ("no-cache", NOTE),
-    f"bundles/{BID}.tlog-proof": ("public, max-age=86400", NOTE),
+    f"bundles/{BID}.tlog-proof": ("public, max-age=3600", NOTE),
     "tlog/tile/0/000": (IMMUTABLE, OCTETS),
     "tlog/tile/0/x001/234": (IMMUTABLE, OCTETS),
     "tlog/tile/2/x999/x999/999": (IMMUTABLE, OCTETS),

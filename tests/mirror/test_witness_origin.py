@@ -21,9 +21,10 @@ from tamizdat.bundles.tlog.reader import check_index_proof, check_log_proof
 from tamizdat.keys import dsse
 from tamizdat.keys.keydir import KeyDir
 from tamizdat.keys.root import Root
+from tamizdat.netutil import free_port
 from tamizdat.server import settings as settings_mod
 
-from .conftest import TAMIZDAT, Daemon, check_served, free_port, get_json, wait_for
+from .conftest import TAMIZDAT, Daemon, check_served, get_json, wait_for
 
 
 class PortDaemon(Daemon):
