@@ -82,3 +82,28 @@ class Keyring:
         if keyid not in self._signers:
             self._signers[keyid] = SigningKey.load(self.path / SIGNING / f"{keyid}.pem")
         return self._signers[keyid]
+
+    def log_signers(self, at: dt.datetime) -> list[SigningKey]:
+        """Every key a checkpoint is signed with: the newest usable log key first (see :meth:`signer`),
+        then every other non-revoked log key of the newest root whose private key is here.
+
+        A rotated-out key keeps signing (its window ended, it is not revoked), so
+        readers holding an older root still open new checkpoints; revoking it or
+        removing its file from ``signing/`` stops that.
+        """
+        first = self.signer("log", at)
+        root = self.snapshot().root
+        out = [first]
+        for keyid, e in sorted(root.signing_keys.items()):
+            if (
+                keyid == first.keyid
+                or "log" not in e.purposes
+                or keyid in root.revoked
+                or e.not_before > at
+                or not (self.path / SIGNING / f"{keyid}.pem").exists()
+            ):
+                continue
+            if keyid not in self._signers:
+                self._signers[keyid] = SigningKey.load(self.path / SIGNING / f"{keyid}.pem")
+            out.append(self._signers[keyid])
+        return out

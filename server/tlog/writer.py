@@ -347,13 +347,13 @@ class LogWriter:
         return held[2]
 
     async def _sign_and_publish(self, trust: LogTrust, new: Checkpoint) -> bool:
-        """Sign ``new`` with the newest usable log key, record it as signed, then publish it."""
+        """Sign ``new`` with every log key held (:meth:`Keyring.log_signers`), record it, then publish it."""
         try:
-            key = self.keyring.signer("log", timefmt.now())
+            keys = self.keyring.log_signers(timefmt.now())
         except UsageError as exc:
             self.report(NO_LOG_KEY, exc.message, error=True)
             return False
-        note = await asyncio.to_thread(sign_checkpoint, new, [Ed25519Signer(new.origin, key)])
+        note = await asyncio.to_thread(sign_checkpoint, new, [Ed25519Signer(new.origin, k) for k in keys])
         self.last = await asyncio.to_thread(signed.save, self.data.state, note)
         pause_for_tests("tlog-signed")
         await self.write_checkpoint(note)

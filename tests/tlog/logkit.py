@@ -199,6 +199,16 @@ def proof_cases() -> list[ProofCase]:
         extra = [stranger.cosign(cp.text(), k.now - 10), NoteSignature(other.name, other.key_id, other.sign(cp.body()))]
         return k.proof(k.index_of(b), note=k.note(cosigners=(0, 2), extra=extra))
 
+    def rotated_log_key(k: LogKit, b: str, *, unknown_first: bool) -> bytes:
+        """Signed by the known log key and by a later log key of the same origin the root does not know."""
+        newer = Ed25519Signer(k.origin, _key(81))
+        cp = k.checkpoint()
+        if unknown_first:
+            line = NoteSignature(k.log.name, k.log.key_id, k.log.sign(cp.body()))
+            return k.proof(k.index_of(b), note=k.note(signer=newer, extra=[line]))
+        line = NoteSignature(newer.name, newer.key_id, newer.sign(cp.body()))
+        return k.proof(k.index_of(b), note=k.note(extra=[line]))
+
     def future(k: LogKit, b: str) -> bytes:
         return k.proof(k.index_of(b), note=k.note(cosigners=(0, 1), times=(k.now - 10, k.now + 3600)))
 
@@ -232,6 +242,8 @@ def proof_cases() -> list[ProofCase]:
         case("good", "logged", good),
         case("good-three-witnesses", "logged", lambda k, b: k.proof(k.index_of(b), note=k.note(cosigners=(0, 1, 2)))),
         case("extra-unknown-signatures", "logged", extra_unknown),
+        case("unknown-rotated-log-key-after", "logged", lambda k, b: rotated_log_key(k, b, unknown_first=False)),
+        case("unknown-rotated-log-key-first", "logged", lambda k, b: rotated_log_key(k, b, unknown_first=True)),
         case("cosigned-slightly-ahead", "logged", slight_future),
         case("old-cosignatures", "logged", old_cosignatures),
         case("no-proof", "no-proof", lambda k, b: None),
