@@ -12,6 +12,13 @@ When the publisher keeps a log (the verified root has a ``tlog`` section),
 checks it (:func:`tamizdat.bundles.tlog.reader.check_log_proof`) and saves it
 beside the file as ``<bundle id>.tlog-proof``, where ``tamizdat verify`` finds
 it. A missing proof is not an error; a bad one is discarded with a warning.
+
+Before the proof, ``fetch`` asks the same mirror for the roots after the
+bundle's newest (``roots/<N+1>.json`` ... until a 404, at most
+:data:`MAX_NEW_ROOTS`), verifies them joined to the bundle's chain from the
+pinned root key id and, if they verify, checks the file again and the proof
+against the newest one: a log key added or a signing key revoked later reaches
+the reader. Roots that do not verify are ignored with a warning.
 """
 
 from __future__ import annotations
@@ -42,11 +49,14 @@ from tamizdat.bundles.verify import VerifiedBundle, check_root_keyid, verify_bun
 from tamizdat.clikit import emit, guarded, json_option
 from tamizdat.errors import NetworkError, RejectedError, TamizdatError, UsageError
 from tamizdat.fsutil import atomic_write
+from tamizdat.keys.root import MAX_ROOT_BYTES, verify_root_chain
 
 from . import i18n, links, qr
 
 if TYPE_CHECKING:
     from tamizdat.server.httpclient import BoundedClient
+
+MAX_NEW_ROOTS = 64  # root versions fetched beyond the bundle's newest (a root change is rare)
 
 
 def _lang(option: str | None) -> str:
@@ -160,9 +170,53 @@ async def _fetch_proof(client: BoundedClient, base: str, vb: VerifiedBundle) -> 
     return ProofOutcome(data, verdict, "logged")
 
 
+@dataclass(frozen=True)
+class RootsOutcome:
+    """What the mirror's ``roots/<N>.json`` gave: a newer verified chain, nothing newer, or why it was ignored."""
+
+    status: str  # "newer", "current", "ignored" (did not verify) or "unreachable"
+    version: int  # the newest root version the file and its proof were checked against
+    detail: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"status": self.status, "version": self.version}
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+
+async def _newer_roots(
+    client: BoundedClient, base: str, vb: VerifiedBundle, keyid: str
+) -> tuple[RootsOutcome, bytes | None]:
+    """The mirror's roots after the bundle's newest, joined to the bundle's chain and verified from ``keyid``.
+
+    Returns the outcome and the newest root envelope when the mirror knows a
+    newer root that verifies (None otherwise: the bundle's own chain is used).
+    """
+    carried = list(vb.chain.envelopes)
+    have = vb.root.version
+    newer: list[bytes] = []
+    for version in range(have + 1, have + 1 + MAX_NEW_ROOTS):
+        try:
+            newer.append(await client.fetch(f"{base}/roots/{version}.json", max_bytes=MAX_ROOT_BYTES))
+        except NetworkError as exc:
+            if exc.code == "http-404":
+                break
+            return RootsOutcome("unreachable", have, exc.code), None
+        except RejectedError as exc:  # e.g. over the size cap
+            return RootsOutcome("ignored", have, f"{exc.code}: {exc.message}"), None
+    if not newer:
+        return RootsOutcome("current", have), None
+    try:
+        chain = await asyncio.to_thread(verify_root_chain, [*carried, *newer], pinned_keyid=keyid)
+    except TamizdatError as exc:
+        return RootsOutcome("ignored", have, f"{exc.code}: {exc.message}"), None
+    return RootsOutcome("newer", chain.newest.version), chain.envelopes[-1]
+
+
 async def _download(
     link: links.ShareLink, keyid: str, part: Path
-) -> tuple[str, VerifiedBundle, list[str], ProofOutcome]:
+) -> tuple[str, VerifiedBundle, list[str], ProofOutcome, RootsOutcome]:
     from tamizdat.server.httpclient import BoundedClient, ClientConfig
 
     tried: list[str] = []
@@ -175,11 +229,14 @@ async def _download(
                 vb = await asyncio.to_thread(verify_bundle, part, root_keyid=keyid)
                 if vb.bundle_id != link.bundle_id:
                     raise RejectedError("the mirror sent another file than the link names", code="wrong-id")
+                roots, newest = await _newer_roots(client, base, vb, keyid)
+                if newest is not None:  # a revoked signing key or a new log key reaches the reader here
+                    vb = await asyncio.to_thread(verify_bundle, part, trusted_root=newest)
             except (NetworkError, RejectedError) as exc:
                 tried.append(f"{base}: {exc.code}")
                 part.unlink(missing_ok=True)
                 continue
-            return base, vb, tried, await _fetch_proof(client, base, vb)
+            return base, vb, tried, await _fetch_proof(client, base, vb), roots
     raise NetworkError("no mirror in the link gave a file that verifies (" + "; ".join(tried) + ")", code="no-mirror")
 
 
@@ -291,7 +348,13 @@ def fetch_cmd(link: str, out_dir: Path, root_key: str | None, yes: bool, lang: s
         raise UsageError(f"{final.name} already exists in {out_dir}", code="exists")
     part = out_dir / f".{share.bundle_id}.part"
     try:
-        mirror, vb, tried, proof = asyncio.run(_download(share, keyid, part))
+        mirror, vb, tried, proof, roots = asyncio.run(_download(share, keyid, part))
+        if roots.status == "ignored":
+            click.echo(
+                _("Warning: this mirror’s copy of the publisher’s keys is not valid (%(code)s). It was ignored.")
+                % {"code": roots.detail.split(":", 1)[0]},
+                err=True,
+            )
         click.echo(notice_text(vb, ui, mirror), err=True)
         said = proof_text(proof, ui)
         if said:
@@ -315,6 +378,7 @@ def fetch_cmd(link: str, out_dir: Path, root_key: str | None, yes: bool, lang: s
         "failed": tried,
         "size": vb.size,
         "log": proof.to_json(),
+        "roots": roots.to_json(),
     }
     if proof.data is not None:
         data["proof_path"] = str(out_dir / f"{share.bundle_id}{PROOF_EXTENSION}")
