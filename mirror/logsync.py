@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -69,7 +70,7 @@ from tamizdat.bundles.tlog.tiles import (
 from tamizdat.bundles.tlog.trust import LogTrust
 from tamizdat.errors import NetworkError, RejectedError, TamizdatError
 from tamizdat.fsutil import atomic_write, remove_stale_temp
-from tamizdat.keys import timefmt
+from tamizdat.keys import dsse, timefmt
 from tamizdat.keys.root import Root
 from tamizdat.server.datadir import DataDir, sync_filesystem
 from tamizdat.server.httpclient import BoundedClient
@@ -592,6 +593,21 @@ class LogSync:
         raise AssertionError("unreachable")
 
     # -- writing -----------------------------------------------------------
+    def _archive_index(self, leaf_id: str) -> None:
+        """Keep the served (logged) index envelope as ``tlog/index/<leaf id>.json``, once."""
+        target = self.data.public / "tlog" / "index" / f"{leaf_id}.json"
+        if target.exists():
+            return
+        try:
+            raw = (self.data.public / "index.json").read_bytes()
+            payload = dsse.Envelope.from_bytes(raw, expected_type=dsse.INDEX_TYPE).payload
+        except (OSError, TamizdatError):
+            return
+        if hashlib.sha256(payload).hexdigest() != leaf_id:
+            return  # index.json moved on meanwhile: archived at the next sync
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, raw, mode=0o644, durable=False)
+
     def _write_public(self, rel: str, body: bytes) -> None:
         path = self.data.public / rel
         with contextlib.suppress(FileNotFoundError):
@@ -619,6 +635,8 @@ class LogSync:
         assert st.checkpoint is not None
         self._write_public("tlog/checkpoint", st.checkpoint)
         index_at = w.index_leaf(view)
+        if index_at is not None:
+            self._archive_index(view.payload_sha256)
         quorum = w.quorum(st.checkpoint)
         if (index_at is None or not quorum) and st.index_proof not in (None, view.payload_sha256):
             with contextlib.suppress(FileNotFoundError):  # it proves an index this mirror no longer serves

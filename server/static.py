@@ -79,6 +79,7 @@ class StaticTree:
             web.get(f"/bundles/{HEX64}.tlog-proof", self._bundle_proof),
             web.get("/tlog/checkpoint", self._checkpoint),
             web.get("/tlog/index.tlog-proof", self._index_proof),
+            web.get(f"/tlog/index/{HEX64}.json", self._index_archive),
             web.get(f"/tlog/tile/{TILE_PATH}", self._tile),
             web.get(f"{WITNESS}/checkpoint", self._witness),
             web.get(f"{WITNESS}/evidence/{EVIDENCE_NAME}", self._evidence),
@@ -109,6 +110,10 @@ class StaticTree:
 
     async def _index_proof(self, request: web.Request) -> web.StreamResponse:
         return await self.serve(request, "tlog/index.tlog-proof", NOTE, REVALIDATE)
+
+    async def _index_archive(self, request: web.Request) -> web.StreamResponse:
+        """Every logged index envelope, named by its leaf id (SHA-256 of its payload)."""
+        return await self.serve(request, f"tlog/index/{request.match_info['name']}.json", JSON, IMMUTABLE)
 
     async def _tile(self, request: web.Request) -> web.StreamResponse:
         rel = "tile/" + request.match_info["tile"]

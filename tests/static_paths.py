@@ -23,6 +23,7 @@ SERVED: dict[str, tuple[str, str]] = {
     f"tlog/witness/{OH}/checkpoint": ("no-cache", NOTE),
     f"tlog/witness/{OH}/evidence/fork-12": ("no-cache", NOTE),
     f"bundles/{BID}.tlog-proof": ("public, max-age=3600", NOTE),
+    f"tlog/index/{BID}.json": (IMMUTABLE, "application/json"),
     "tlog/tile/0/000": (IMMUTABLE, OCTETS),
     "tlog/tile/0/x001/234": (IMMUTABLE, OCTETS),
     "tlog/tile/2/x999/x999/999": (IMMUTABLE, OCTETS),
@@ -65,6 +66,9 @@ NOT_SERVED = (
     f"/tlog/witness/{OH}/evidence/.hidden",
     f"/tlog/witness/{OH.upper()}/checkpoint",
     f"/tlog/witness/{OH[:-1]}/checkpoint",
+    f"/tlog/index/{BID.upper()}.json",
+    f"/tlog/index/{BID}.json/",
+    "/tlog/index/..%2F..%2Fsettings.toml",
     f"/bundles/{BID}.tlog-proof/",
     f"/bundles/{BID.upper()}.tlog-proof",
 )

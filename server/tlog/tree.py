@@ -49,6 +49,14 @@ class TileFiles:
     def path(self, tile: TileId) -> Path:
         return self.root / tile.path()
 
+    def write_index(self, leaf_id: str, envelope: bytes) -> None:
+        """Archive a logged index envelope as ``tlog/index/<leaf id>.json`` (written once)."""
+        target = self.root / "index" / f"{leaf_id}.json"
+        if target.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, envelope)
+
     def read(self, tile: TileId) -> bytes:
         """A tile's bytes; a partial tile that is gone is read from its full tile."""
         try:

@@ -19,6 +19,7 @@ no witness has a URL, otherwise once the gathering task
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import sys
@@ -194,6 +195,8 @@ class LogWriter:
             return None
         envelope = await asyncio.to_thread(dsse.Envelope.from_bytes, index_raw, expected_type=dsse.INDEX_TYPE)
         payload = envelope.payload
+        # The archive of logged indexes (tlog/index/<leaf id>.json): immutable, named by the leaf's id.
+        await asyncio.to_thread(self.files.write_index, hashlib.sha256(payload).hexdigest(), index_raw)
         return await leaves.append_round(
             tx, index_version=index_version, index_payload=payload, rendered_retracted=rendered_retracted
         )

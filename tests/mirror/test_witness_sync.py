@@ -30,6 +30,7 @@ from tamizdat.bundles.tlog.tiles import tile_layout
 from tamizdat.bundles.tlog.trust import LogTrust
 from tamizdat.bundles.tlog.witness import origin_hash
 from tamizdat.keys import dsse, timefmt
+from tamizdat.keys.dsse import INDEX_TYPE, Envelope
 from tamizdat.mirror.app import health, make_app
 from tamizdat.mirror.export import export_tree
 from tamizdat.mirror.sync import Mirror
@@ -137,6 +138,11 @@ async def test_mirror_cosigns_and_writes_proofs(logsim: Simulator, make_mirror: 
         assert assert_proofs(m, sim) == 5
         doc = health(m, 300)
         assert doc["log"]["state"] == "ok" and doc["log"]["evidence"] == 0 and doc["log"]["last_cosigned"]
+        # Each index it served and found logged last is archived under its leaf id (tlog/index/<id>.json).
+        served = (m.data.public / "index.json").read_bytes()
+        leaf_id = hashlib.sha256(Envelope.from_bytes(served, expected_type=INDEX_TYPE).payload).hexdigest()
+        archive = sorted((m.data.public / "tlog" / "index").iterdir())
+        assert len(archive) == 2 and (m.data.public / "tlog" / "index" / f"{leaf_id}.json").read_bytes() == served
 
 
 async def test_chain_b_from_a_and_peers(logsim: Simulator, make_mirror: MirrorFactory, aiohttp_server: Server) -> None:

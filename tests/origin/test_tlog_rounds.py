@@ -204,3 +204,19 @@ async def test_a_root_without_log_changes_nothing(make_api: AppFactory, tmp_path
     body = await (await api.client.get("/healthz")).json()
     assert body["ok"] is True and body["log"]["state"] == "no-log"
     assert keeper(api).state == "no-log"
+
+
+async def test_every_logged_index_is_archived_under_its_leaf_id(api: Api, data_dir: Path) -> None:
+    """``tlog/index/<leaf id>.json`` holds each logged index envelope (docs/transparency.md, paths)."""
+    for n in range(3):
+        await _bundle_id(api, f"arch{n}")
+        await api.flush()
+    index_ids = [r[2] for r in db_leaves(data_dir) if r[1] == LeafKind.INDEX]
+    archive = data_dir / "public" / "tlog" / "index"
+    assert sorted(p.stem for p in archive.iterdir()) == sorted(index_ids) and len(index_ids) >= 3
+    for leaf_id in index_ids:
+        raw = (archive / f"{leaf_id}.json").read_bytes()
+        assert index_leaf_id(raw) == leaf_id
+    assert (archive / f"{index_ids[-1]}.json").read_bytes() == (data_dir / "public" / "index.json").read_bytes()
+    status = (await api.client.get(f"/tlog/index/{index_ids[0]}.json")).status
+    assert status == 200

@@ -363,6 +363,8 @@ def _served_name(rel: Path) -> bool:
 def _log_name(parts: tuple[str, ...]) -> bool:
     if parts in (("checkpoint",), ("index.tlog-proof",)):
         return True
+    if len(parts) == 2 and parts[0] == "index":  # the archive of logged indexes
+        return parts[1].endswith(".json") and len(parts[1]) == 69
     if parts[0] == "tile":
         try:
             TileId.parse("/".join(parts))
