@@ -54,6 +54,7 @@ def _keep(target: Path, note: bytes) -> None:
 
 
 PROOF_BATCH = 4096
+WARN_AFTER = 60.0  # seconds a witness's view has failed in a row before the log says so
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class LogKeeper(LogWriter):
         self._client: BoundedClient | None = None
         self._seen: dict[str, SeenWitness] = {}
         self._unreachable: dict[str, str] = {}
+        self._failing_since: dict[str, float] = {}  # monotonic time of each failing witness's first failure
+        self._warned: dict[str, str] = {}  # the error last logged per witness
         self._last_gc = 0.0
         self.alarm: str | None = None
         self.proofs_stale = 0  # bundle proofs marked stale and not yet rewritten
@@ -204,13 +207,24 @@ class LogKeeper(LogWriter):
             self.report(witnesses.FORK_SEEN, self.alarm, error=True)
 
     def _note_views(self, views: list[WitnessView]) -> None:
+        """Record the witnesses' answers; a witness that keeps failing is logged once per distinct error.
+
+        Failures right after a start are normal (the origin usually starts
+        before its mirrors): they show in /healthz at once, and in the log once a
+        witness has failed for :data:`WARN_AFTER` seconds in a row.
+        """
+        now = time.monotonic()
         for v in views:
             if v.error is not None:
-                if self._unreachable.get(v.name) != v.error:
+                since = self._failing_since.setdefault(v.name, now)
+                if now - since >= WARN_AFTER and self._warned.get(v.name) != v.error:
                     log.warning("transparency log: witness %s: %s", v.name, v.error)
+                    self._warned[v.name] = v.error
                 self._unreachable[v.name] = v.error
                 continue
             self._unreachable.pop(v.name, None)
+            self._failing_since.pop(v.name, None)
+            self._warned.pop(v.name, None)
             if v.checkpoint is not None and v.cosigned_at is not None:
                 self._seen[v.name] = SeenWitness(v.checkpoint.size, v.cosigned_at)
 

@@ -297,3 +297,39 @@ async def test_a_smaller_view_of_another_tree_raises_the_fork_alarm_and_keeps_ev
 
     await wait_for(signed_on)
     assert (await _log(api))["state"] == "fork-seen"
+
+
+def test_a_witness_failing_right_after_a_start_is_logged_only_once_it_keeps_failing(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The origin usually starts before its mirrors: /healthz lists the witness at once; the log says so
+    once it has failed for WARN_AFTER seconds in a row, once per distinct error, and again after it
+    answered in between."""
+    from tamizdat.server.tlog import keeper as keeper_mod
+    from tamizdat.server.tlog.witnesses import WitnessView
+
+    clock = [1000.0]
+    monkeypatch.setattr(keeper_mod.time, "monotonic", lambda: clock[0])
+    k = keeper_mod.LogKeeper.__new__(keeper_mod.LogKeeper)
+    k._unreachable, k._failing_since, k._warned, k._seen = {}, {}, {}, {}
+    down = [WitnessView("m", False, error="cannot reach it")]
+    caplog.set_level(logging.WARNING, logger="tamizdat.server.tlog")
+
+    def warnings() -> int:
+        return sum("witness m: cannot reach it" in r.getMessage() for r in caplog.records)
+
+    step = keeper_mod.WARN_AFTER / 6
+    for _ in range(5):  # a start: failures for less than WARN_AFTER seconds
+        k._note_views(down)
+        clock[0] += step
+    assert k._unreachable == {"m": "cannot reach it"} and warnings() == 0
+    clock[0] += step + 1
+    k._note_views(down)
+    k._note_views(down)
+    assert warnings() == 1
+    k._note_views([WitnessView("m", True)])  # it answered (404: seen nothing)
+    assert k._unreachable == {}
+    k._note_views(down)
+    clock[0] += keeper_mod.WARN_AFTER
+    k._note_views(down)
+    assert warnings() == 2
