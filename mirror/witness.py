@@ -44,7 +44,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -74,7 +73,7 @@ from tamizdat.bundles.tlog.tiles import (
     tiles_for_nodes,
 )
 from tamizdat.bundles.tlog.trust import LogTrust
-from tamizdat.bundles.tlog.witness import origin_hash
+from tamizdat.bundles.tlog.witness import evidence_name, origin_hash
 from tamizdat.errors import RejectedError
 
 STATE_FORMAT = 1
@@ -123,11 +122,6 @@ class LogRefusal(RejectedError):
         super().__init__(message, code=code)
         self.evidence = tuple(evidence)
         self.sticky = sticky
-
-
-def evidence_name(code: str, size: int, note: bytes) -> str:
-    """A stable file name for a signed note kept as evidence (same note, same name)."""
-    return f"{code}-{size}-{hashlib.sha256(note).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)

@@ -82,3 +82,8 @@ def parse_size_response(body: bytes) -> int:
 def origin_hash(origin: str) -> str:
     """Lowercase hex SHA-256 of a log's origin: the path element naming the log in witness URLs."""
     return hashlib.sha256(origin.encode("utf-8")).hexdigest()
+
+
+def evidence_name(code: str, size: int, note: bytes) -> str:
+    """A stable file name for a signed note kept as evidence (same note, same name): ``<code>-<size>-<sha16>``."""
+    return f"{code}-{size}-{hashlib.sha256(note).hexdigest()[:16]}"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from tamizdat.bundles.tlog.proofs import tree_root
 from tamizdat.bundles.tlog.reader import FUTURE_SKEW
 from tamizdat.bundles.tlog.tiles import tile_hash_reader
 from tamizdat.bundles.tlog.trust import LogTrust
+from tamizdat.bundles.tlog.witness import evidence_name
 from tamizdat.fsutil import atomic_write
 from tamizdat.keys import timefmt
 
@@ -54,6 +54,7 @@ def _keep(target: Path, note: bytes) -> None:
 
 
 PROOF_BATCH = 4096
+FORK_CODE = "fork"  # evidence files: the mirrors' naming (bundles.tlog.witness.evidence_name)
 WARN_AFTER = 60.0  # seconds a witness's view has failed in a row before the log says so
 
 
@@ -195,7 +196,7 @@ class LogKeeper(LogWriter):
         for v in forks:
             assert v.signed is not None and v.checkpoint is not None
             note = v.signed.to_bytes()
-            name = f"fork-{v.checkpoint.size}-{hashlib.sha256(note).hexdigest()[:16]}"
+            name = evidence_name(FORK_CODE, v.checkpoint.size, note)
             target = self.data.state / "tlog-evidence" / name
             if not target.exists():
                 await asyncio.to_thread(_keep, target, note)
