@@ -12,6 +12,11 @@
 Reader pages (server.reader) are mounted in :func:`make_app`:
 ``app[MIRROR]`` gives the :class:`Mirror` (its ``data`` directory, the
 ``trust`` state with the served index and shards, ``health()``).
+
+With ``workers > 1`` (:func:`run`), process 0 is this full app and
+``server.processes`` starts ``workers - 1`` serving-only processes on the same
+port, each built by :func:`serving_app`: the same routes, no sync, ``/healthz``
+read from the state files process 0 writes (``mirror.stateview``).
 """
 
 from __future__ import annotations
@@ -20,16 +25,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from tamizdat.errors import UsageError
 from tamizdat.keys import timefmt
-from tamizdat.server.accesslog import PrivateAccessLogger, access_logger
+from tamizdat.server import processes
+from tamizdat.server.datadir import DataDir
 from tamizdat.server.reader.routes import add_reader_routes
 from tamizdat.server.static import StaticTree
 
+from .stateview import StateView
 from .sync import Mirror
 
 log = logging.getLogger("tamizdat.mirror")
@@ -37,6 +45,8 @@ log = logging.getLogger("tamizdat.mirror")
 MIRROR = web.AppKey("mirror", Mirror)
 INTERVAL = web.AppKey("sync_interval", float)
 MIRROR_SETTINGS = web.AppKey("mirror_settings", dict[str, Any])
+STATE_VIEW = web.AppKey("state_view", StateView)
+SERVING_APP = "tamizdat.mirror.app:serving_app"
 STALE_AFTER_INTERVALS = 3
 
 
@@ -91,6 +101,9 @@ def health(mirror: Mirror, interval: float) -> dict[str, Any]:
 
 
 async def _healthz(request: web.Request) -> web.Response:
+    view = request.app.get(STATE_VIEW)
+    if view is not None:  # a serving-only process: the syncing one may have written new state
+        await view.refresh()
     doc = health(request.app[MIRROR], request.app[INTERVAL])
     return web.json_response(
         doc,
@@ -133,9 +146,14 @@ def _sync_ctx(interval: float) -> Callable[[web.Application], AsyncIterator[None
 def make_app(
     mirror: Mirror, *, interval: float, background_sync: bool = True, settings: dict[str, Any] | None = None
 ) -> web.Application:
-    """The mirror app over ``mirror``'s data directory (``settings``: DATA/settings.toml as resolved)."""
+    """The mirror app over ``mirror``'s data directory (``settings``: DATA/settings.toml as resolved).
+
+    Without ``background_sync`` (a serving-only process) ``/healthz`` follows the state files instead.
+    """
     app = web.Application(client_max_size=64 * 1024)
     app[MIRROR] = mirror
+    if not background_sync:
+        app[STATE_VIEW] = StateView(mirror)
     app[INTERVAL] = float(interval)
     app[MIRROR_SETTINGS] = dict(settings or {})
     app.add_routes(StaticTree(mirror.data.public).routes())
@@ -155,15 +173,40 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def run(app: web.Application, listen: str, *, access_log: bool = False) -> None:
-    """Serve until interrupted (no access log unless asked; never a client address)."""
+def serving_app(argument: Any) -> web.Application:
+    """App factory of a serving-only process: ``{"data": DIR, "settings": resolved settings}``."""
+    values: dict[str, Any] = argument["settings"]
+    mirror = Mirror(
+        DataDir(Path(argument["data"])),
+        root_keyid=values["root_keyid"],
+        upstreams=values["upstreams"],
+        keep_superseded=bool(values["keep_superseded"]),
+        witness_name=values.get("witness_name") or None,
+    )
+    return make_app(mirror, interval=float(values["sync_interval"]), background_sync=False, settings=values)
+
+
+def _processes(workers: int) -> str:
+    return f" ({workers} processes)" if workers > 1 else ""
+
+
+def run(app: web.Application, listen: str, *, access_log: bool = False, workers: int = 1) -> None:
+    """Serve until interrupted (no access log unless asked; never a client address).
+
+    ``workers > 1``: also start ``workers - 1`` serving-only processes (:func:`serving_app`) on the
+    same port; all of them bind with ``SO_REUSEPORT``.
+    """
     host, port = parse_listen(listen)
-    web.run_app(
+    if workers > 1:
+        mirror = app[MIRROR]
+        argument = {"data": str(mirror.data.root), "settings": app[MIRROR_SETTINGS]}
+        pool = processes.Workers(SERVING_APP, argument, host, port, workers, access_log=access_log)
+        app.cleanup_ctx.append(pool.cleanup_ctx())
+    processes.serve(
         app,
-        host=host,
-        port=port,
-        access_log=access_logger() if access_log else None,
-        access_log_class=PrivateAccessLogger,
-        print=lambda _text: log.info("mirror serving on http://%s:%d/", host, port),
-        handle_signals=True,
+        host,
+        port,
+        reuse_port=workers > 1,
+        access_log=access_log,
+        announce=lambda: log.info("mirror serving on http://%s:%d/%s", host, port, _processes(workers)),
     )

@@ -24,6 +24,7 @@ from tamizdat.bundles.verify import check_root_keyid
 from tamizdat.clikit import audience_option, emit, guarded, json_option
 from tamizdat.errors import TamizdatError, UsageError
 from tamizdat.server.datadir import DataDir
+from tamizdat.server.processes import MAX_PROCESSES
 
 from .config import DEFAULT_CONFIG
 from .state import SyncSummary
@@ -186,6 +187,12 @@ def mirror_group() -> None:
 @upstream_option
 @click.option("--listen", default=None, help="HOST:PORT to serve on (default: the listen setting).")
 @click.option("--interval", type=click.IntRange(min=1), default=None, help="Seconds between syncs.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=MAX_PROCESSES),
+    default=None,
+    help=f"Processes serving the port (1-{MAX_PROCESSES}; one syncs; default: the workers setting).",
+)
 @audience_option
 @guarded
 def run_cmd(
@@ -194,19 +201,24 @@ def run_cmd(
     upstreams: tuple[str, ...],
     listen: str | None,
     interval: int | None,
+    workers: int | None,
     audience: list[str] | None,
 ) -> None:
     """Serve the mirror and sync it in the background."""
     from .app import make_app, run
 
     data = DataDir(data_dir)
-    values = resolve(data, root_key, upstreams, sync_interval=interval, listen=listen, audience=audience)
+    values = resolve(
+        data, root_key, upstreams, sync_interval=interval, listen=listen, audience=audience, workers=workers
+    )
     if not values["upstreams"]:
         raise click.UsageError("no upstream: give --upstream URL or DIR")
+    if not 1 <= values["workers"] <= MAX_PROCESSES:
+        raise click.UsageError(f"setting workers must be 1 to {MAX_PROCESSES}, not {values['workers']}")
     _logging(True)
     mirror = _mirror(data, values)
     app = make_app(mirror, interval=float(values["sync_interval"]), settings=values)
-    run(app, values["listen"], access_log=bool(values["access_log"]))
+    run(app, values["listen"], access_log=bool(values["access_log"]), workers=values["workers"])
 
 
 @mirror_group.command("sync")

@@ -33,6 +33,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("upstreams", list, [], "Mirror: base URLs or directories to sync from, tried in order."),
     Setting("sync_interval", int, 300, "Mirror: seconds between syncs."),
     Setting("keep_superseded", bool, True, "Mirror: keep bundles that a newer version superseded."),
+    Setting(
+        "workers",
+        int,
+        1,
+        "Mirror: processes serving the port (1-64, SO_REUSEPORT); the first also syncs, the others only serve.",
+    ),
     Setting("mirrors", list, [], "Origin: official mirror URLs published in the signed index."),
     Setting("index_lifetime", int, 86400, "Origin: seconds an index stays valid; it is re-signed well before."),
     Setting("round_seconds", float, 5.0, "Origin: publishing changes are batched into rounds this long."),
