@@ -3,8 +3,11 @@
 The page's sources live in ``bundles/verifier/``: ``verify.html`` (markup and
 inline CSS), ``core.js`` (the numbered verification steps of docs/format.md,
 no DOM), ``tlog.js`` (log proofs, docs/transparency.md, no DOM), ``ui.js``
-(inputs, verdict, reading) and ``frame.css`` (the sandboxed reading frame).
-:func:`page_bytes` inlines the scripts and writes the Content-Security-Policy
+(inputs, verdict, reading), ``strings.json`` (the interface in every language)
+and ``frame.css`` (the sandboxed reading frame). The scripts and strings ship
+minified as ``verify.min.js``, committed and rebuilt with
+``python -m tamizdat.bundles.verifier_build`` (:mod:`.verifier_build`).
+:func:`page_bytes` inlines that script and writes the Content-Security-Policy
 with the hashes of exactly the script and styles it ships, so the result is
 byte-identical for everyone who builds it from the same sources. Origin,
 mirrors and the signed index use :func:`page_bytes` and :func:`page_sha256`;
@@ -16,7 +19,6 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import json
 import re
 from importlib import resources
 from pathlib import Path
@@ -27,7 +29,9 @@ from tamizdat.clikit import emit, guarded, json_option
 from tamizdat.fsutil import atomic_write
 
 PAGE_NAME = "verify.html"
-SOURCES = ("verify.html", "core.js", "tlog.js", "ui.js", "frame.css")
+SOURCES = ("verify.html", "core.js", "tlog.js", "ui.js", "strings.json", "frame.css")
+DIST_NAME = "verify.min.js"
+HEADER = "// "
 
 
 def _source(name: str) -> str:
@@ -39,92 +43,19 @@ def csp_hash(text: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
 
 
-_IDENT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
-_REGEX_AFTER_WORD = frozenset({"return", "typeof", "case", "in", "of", "void", "delete", "throw", "new", "else", "do"})
-
-
-def _regex_allowed(out: list[str]) -> bool:
-    """Whether a ``/`` after what was emitted so far starts a regular expression literal."""
-    text = "".join(out[-40:]).rstrip()
-    if not text:
-        return True
-    last = text[-1]
-    if last in ")]":
-        return False
-    if last in _IDENT:
-        word = re.search(r"[A-Za-z0-9_$]+$", text)
-        return word is not None and word.group(0) in _REGEX_AFTER_WORD
-    return True
-
-
-def compact_js(src: str) -> str:
-    """Drop comments, indentation and the spaces that separate nothing.
-
-    Deliberately small: it understands string, regular expression and comment
-    tokens (the sources use no template literals and no block comments) and
-    keeps every line break that could end a statement, so automatic semicolon
-    insertion reads the result as it reads the sources.
-    """
-    out: list[str] = []
-    i, n, space = 0, len(src), False
-    while i < n:
-        c = src[i]
-        if c in " \t\r":
-            space, i = True, i + 1
-            continue
-        if c == "\n":
-            space, i = False, i + 1
-            # A line break after these tokens can never end a statement.
-            if out and out[-1] != "\n" and out[-1] not in ("{", "(", "[", ",", ";"):
-                out.append("\n")
-            continue
-        if src.startswith("//", i):
-            end = src.find("\n", i)
-            i = n if end < 0 else end
-            continue
-        if c in "`" or src.startswith("/*", i):
-            raise RuntimeError("template literals and block comments are not supported by compact_js")
-        j = i + 1
-        if c in "'\"":
-            while src[j] != c:
-                if src[j] == "\n":
-                    raise RuntimeError("unterminated string in verifier source")
-                j += 2 if src[j] == "\\" else 1
-            j += 1
-        elif c == "/" and _regex_allowed(out):
-            in_class = False
-            while src[j] != "/" or in_class:
-                if src[j] == "\n":
-                    raise RuntimeError("unterminated regular expression in verifier source")
-                if src[j] == "\\":
-                    j += 1
-                elif src[j] == "[":
-                    in_class = True
-                elif src[j] == "]":
-                    in_class = False
-                j += 1
-            j += 1
-            while j < n and src[j] in _IDENT:
-                j += 1
-        token = src[i:j]
-        if space and out and out[-1] != "\n":
-            a, b = out[-1][-1], token[0]
-            if (a in _IDENT and b in _IDENT) or (a in "+-" and b in "+-"):
-                out.append(" ")
-        space = False
-        out.append(token)
-        i = j
-    return "".join(out).strip() + "\n"
+def strip_header(dist: str) -> str:
+    """The built script without its leading ``//`` header lines."""
+    lines = dist.split("\n")
+    while lines and lines[0].startswith(HEADER):
+        lines.pop(0)
+    return "\n".join(lines)
 
 
 def build_page() -> bytes:
     """Assemble the page from its sources (deterministic)."""
     html = _source("verify.html")
     frame_css = _source("frame.css")
-    core = _source("core.js")
-    core = core[: core.index("// @node-only")]
-    js = compact_js(core) + compact_js(_source("tlog.js")) + compact_js(_source("ui.js"))
-    js = js.replace('"{{FRAME_CSS}}"', json.dumps(frame_css), 1).replace("{{FRAME_CSS_HASH}}", csp_hash(frame_css), 1)
+    js = strip_header(_source(DIST_NAME))
     if "{{" in js or re.search(r"</script|<!--", js, re.IGNORECASE):
         raise RuntimeError("verifier script cannot be inlined safely")
     styles = re.findall(r"<style>(.*?)</style>", html, re.DOTALL)
