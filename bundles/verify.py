@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from . import zipstrict
 from .limits import DEFAULT_LIMITS, Limits
 from .manifest import MANIFEST_NAME, ROOTS_PREFIX, Manifest, bundle_id
 
+# A bundle file up to this size is read into memory once; bigger ones are streamed.
+READ_ONCE = 4 * 1024 * 1024
 _ROOT_NAME = re.compile(r"\Ameta/roots/([1-9][0-9]{0,5})\.json\Z")
 
 
@@ -87,7 +90,11 @@ def verify_bundle(
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         with path.open("rb") as fh:
-            return _verify(fh, os.fstat(fh.fileno()).st_size, root_keyid, trusted_root, limits)
+            size = os.fstat(fh.fileno()).st_size
+            if size > READ_ONCE:
+                return _verify(fh, size, root_keyid, trusted_root, limits)
+            data = fh.read(size)  # one read instead of a seek and read per header and entry
+        return _verify(io.BytesIO(data), len(data), root_keyid, trusted_root, limits)
     source.seek(0, os.SEEK_END)
     size = source.tell()
     return _verify(source, size, root_keyid, trusted_root, limits)
@@ -166,9 +173,12 @@ def _verify(
             continue
         if e.size != f.size:
             raise RejectedError(f"entry {e.name!r} has the wrong size", code="entry-size-mismatch", step="22")
-        digest = hashlib.sha256()
-        for chunk in zipstrict.iter_data(fh, e, step=22):
-            digest.update(chunk)
+        if e.compressed_size <= zipstrict.CHUNK:  # one read, one inflate call
+            digest = hashlib.sha256(zipstrict.read_all(fh, e, step=22))
+        else:  # big entries stream: memory stays flat
+            digest = hashlib.sha256()
+            for chunk in zipstrict.iter_data(fh, e, step=22):
+                digest.update(chunk)
         if digest.hexdigest() != f.sha256:
             raise RejectedError(f"entry {e.name!r} does not match its hash", code="entry-hash-mismatch", step="22")
 

@@ -14,6 +14,23 @@ from tamizdat.errors import FormatError
 
 from . import timefmt
 
+_FieldSets = tuple[frozenset[str], frozenset[str]]
+# Schemas are few and fixed (tuples in the code): their field sets are built once.
+_SCHEMAS: dict[tuple[tuple[str, ...], tuple[str, ...]], _FieldSets] = {}
+
+
+def _field_sets(required: Iterable[str], optional: Iterable[str]) -> _FieldSets:
+    """(required fields, all allowed fields) as frozensets, cached for tuple schemas."""
+    if type(required) is tuple and type(optional) is tuple:
+        key = (required, optional)
+        sets = _SCHEMAS.get(key)
+        if sets is None and len(_SCHEMAS) < 256:
+            sets = _SCHEMAS[key] = (frozenset(required), frozenset(required) | frozenset(optional))
+        if sets is not None:
+            return sets
+    req = frozenset(required)
+    return req, req | frozenset(optional)
+
 
 class Reader:
     """Reads one JSON object with a fixed set of fields, raising with one code and step."""
@@ -33,12 +50,13 @@ class Reader:
         self.step = step
         if not isinstance(doc, dict):
             self.fail("must be a JSON object")
-        req, opt = set(required), set(optional)
-        missing = sorted(req - doc.keys())
-        if missing:
-            self.fail(f"lacks field {missing[0]!r}")
-        unknown = sorted(doc.keys() - req - opt)
-        if unknown:
+        req, allowed = _field_sets(required, optional)
+        keys = doc.keys()
+        if not (req <= keys and keys <= allowed):  # the exact field set is the common case
+            missing = sorted(req - keys)
+            if missing:
+                self.fail(f"lacks field {missing[0]!r}")
+            unknown = sorted(keys - allowed)
             self.fail(f"has unknown field {unknown[0][:40]!r}")
         self.doc: dict[str, Any] = doc
 

@@ -1,0 +1,153 @@
+"""The verifier's fast paths decide exactly as the general code they shortcut.
+
+``zipstrict.read_all`` inflates an entry that fits one chunk in one call; it
+must accept, reject (code, step and message) and return exactly what the
+streaming ``iter_data`` does. ``check_name`` answers a plain name at once; it
+must give the same reason as the full list of checks for every name.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import re
+import zlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tamizdat.bundles import zipstrict
+from tamizdat.bundles.limits import DEFAULT_LIMITS, Limits
+from tamizdat.errors import FormatError
+
+_WORDS = [b"a", b"free", b"press", b"court", b"said", b"report", b"city", b"law"]
+TEXT = b"<p>" + b" ".join(random.Random(7).choices(_WORDS, k=1000)) + b"</p>"
+DEFLATED = zlib.compress(TEXT, 9, wbits=-15)
+
+
+def _entry(data: bytes, *, size: int, crc: int, method: int = zipstrict.DEFLATED) -> zipstrict.Entry:
+    return zipstrict.Entry("articles/1.html", method, crc, len(data), size, 0, 0)
+
+
+def _outcome(fn: object, data: bytes, entry: zipstrict.Entry) -> tuple[str, object]:
+    try:
+        if fn is zipstrict.read_all:
+            return "ok", zipstrict.read_all(io.BytesIO(data), entry, step=22)
+        return "ok", b"".join(zipstrict.iter_data(io.BytesIO(data), entry, step=22))
+    except FormatError as err:
+        return "rejected", (err.step, err.code, str(err))
+
+
+def _same(data: bytes, entry: zipstrict.Entry) -> tuple[str, object]:
+    fast, slow = _outcome(zipstrict.read_all, data, entry), _outcome(zipstrict.iter_data, data, entry)
+    assert fast == slow
+    return fast
+
+
+CRC = zlib.crc32(TEXT)
+CASES = {
+    "genuine": (DEFLATED, len(TEXT), CRC, "ok"),
+    "wrong crc": (DEFLATED, len(TEXT), CRC ^ 1, "rejected"),
+    "declared one byte short": (DEFLATED, len(TEXT) - 1, CRC, "rejected"),
+    "declared one byte long": (DEFLATED, len(TEXT) + 1, CRC, "rejected"),
+    "declared empty": (DEFLATED, 0, 0, "rejected"),
+    "cut stream": (DEFLATED[:-3], len(TEXT), CRC, "rejected"),
+    "bytes after the stream": (DEFLATED + b"\x00", len(TEXT), CRC, "rejected"),
+    "garbage": (b"\xff" * 64, len(TEXT), CRC, "rejected"),
+    "no data": (b"", 0, 0, "rejected"),
+    "empty stream": (zlib.compress(b"", wbits=-15), 0, 0, "ok"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_one_shot_inflate_matches_the_stream(name: str) -> None:
+    data, size, crc, expected = CASES[name]
+    assert _same(data, _entry(data, size=size, crc=crc))[0] == expected
+
+
+def test_one_shot_stored_entries_match_the_stream() -> None:
+    assert _same(TEXT, _entry(TEXT, size=len(TEXT), crc=CRC, method=zipstrict.STORED)) == ("ok", TEXT)
+    assert _same(TEXT, _entry(TEXT, size=len(TEXT), crc=CRC ^ 1, method=zipstrict.STORED))[0] == "rejected"
+
+
+def test_entries_over_one_chunk_still_stream() -> None:
+    big = zlib.compress(bytes(range(256)) * 4096, 1, wbits=-15) + bytes(zipstrict.CHUNK)
+    entry = _entry(big, size=256 * 4096, crc=zlib.crc32(bytes(range(256)) * 4096))
+    assert entry.compressed_size > zipstrict.CHUNK
+    assert _same(big, entry)[0] == "rejected"  # the zero bytes after the stream
+
+
+def test_a_short_file_is_reported_as_the_stream_reports_it() -> None:
+    entry = _entry(DEFLATED, size=len(TEXT), crc=CRC)
+    assert len(DEFLATED) > 200
+    outcome = _same(DEFLATED[:100], entry)
+    assert outcome[0] == "rejected"
+    assert outcome[1][:2] == ("22", "entry-corrupt")  # type: ignore[index]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=200), st.builds(lambda b, n: DEFLATED[:n] + b, st.binary(max_size=8), st.integers(0, 600))
+    ),
+    st.integers(0, 6000),
+    st.sampled_from([CRC, 0, 1]),
+)
+def test_one_shot_inflate_matches_the_stream_on_any_bytes(data: bytes, size: int, crc: int) -> None:
+    _same(data, _entry(data, size=size, crc=crc))
+
+
+# The list of checks as it stands before the fast path, word for word.
+def _reference_check_name(name: str, limits: Limits = DEFAULT_LIMITS) -> str | None:
+    if "\x00" in name:
+        return "contains NUL"
+    if "\\" in name:
+        return "contains a backslash"
+    if name.startswith("/") or re.match(r"\A[A-Za-z]:", name):
+        return "is absolute"
+    if any(part in ("..", ".") for part in name.split("/")):
+        return "has a . or .. segment"
+    if len(name) > limits.max_name_length:
+        return "is too long"
+    if not zipstrict.NAME_RE.match(name):
+        return "is not lowercase ASCII letters, digits, '.', '_', '-' and '/'"
+    return None
+
+
+NAMES = [
+    "index.html",
+    "articles/1.html",
+    "a" * 255,
+    "a" * 256,
+    "x/" + "a" * 254,
+    "c:/x",
+    "C:x",
+    "/etc/passwd",
+    "a/../b",
+    "./a",
+    "a/.",
+    "a\\b",
+    "a\x00b",
+    "A.html",
+    "a//b",
+    "a/",
+    "-a",
+    "a\n",
+    "é.html",
+    "",
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_check_name_gives_the_reference_reason(name: str) -> None:
+    assert zipstrict.check_name(name) == _reference_check_name(name)
+    short = Limits(max_name_length=5)
+    assert zipstrict.check_name(name, short) == _reference_check_name(name, short)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab1./\\:-_A\x00\n", max_size=12), st.integers(1, 12))
+def test_check_name_gives_the_reference_reason_on_any_name(name: str, max_len: int) -> None:
+    limits = Limits(max_name_length=max_len)
+    assert zipstrict.check_name(name, limits) == _reference_check_name(name, limits)
