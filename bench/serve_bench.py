@@ -1,26 +1,34 @@
 """Serving bundles: the app's StaticTree against nginx, on the same files, with wrk, in the same run.
 
 Files: content-addressed ``bundles/<64 hex>.zip`` of 16 KiB (64 files) and of
-1 MiB (16 files), random bytes, in a temp ``public/`` tree. Two servers on
+1 MiB (16 files), random bytes, in a temp ``public/`` tree. Three servers on
 127.0.0.1 serve that tree:
 
-- the app: one process running an aiohttp application with exactly the
-  static routes origin and mirror mount (``server.static.StaticTree``), no
-  access log, as `tamizdat serve` / `mirror run` run it (``web.run_app``);
+- the app, as ``mirror run --workers 2`` serves: two processes on one port
+  (``SO_REUSEPORT``), the product's multi-process path
+  (``tamizdat.server.processes``: the parent serves and starts one serving
+  child, a clean interpreter), each running an aiohttp application with exactly
+  the static routes origin and mirror mount (``server.static.StaticTree``,
+  built by :func:`static_app`), no access log. The generic module is used with
+  a StaticTree-only app factory rather than a real ``mirror run`` on a data
+  directory, so the figure measures serving only (no sync, no signed index);
+- the app in one process (as ``--workers 1``, ``tamizdat serve``): an extra
+  row for information, no goal;
 - nginx, the baseline: 2 worker processes, ``sendfile on``, no access log,
   the ``/bundles/`` location of deploy/nginx/tamizdat-site.conf (same headers),
   started from a temp directory with ``user root;``.
 
 wrk (2 threads, 64 keep-alive connections, each request a random file of the
-size class) loads one server at a time; app and nginx alternate round by
-round; each figure is the median of the rounds (3 of 4 s in full mode, 2 of
-1 s in quick mode). Every answer must be 200 (wrk's error counts must be 0).
-Goals (DESIGN, "Serving goals"): app >= 0.2x nginx at 16 KiB, >= 0.8x at 1 MiB.
-Both servers and wrk share the machine's CPUs (2 here), as they would in
+size class) loads one server at a time; the three servers take turns round by
+round (the order rotates); each figure is the median of the rounds (3 of 4 s in
+full mode, 2 of 1 s in quick mode). Every answer must be 200 (wrk's error counts
+must be 0). Goals (DESIGN, "Serving goals"): app >= 0.2x nginx at 16 KiB,
+>= 0.8x at 1 MiB, each with as many processes as nginx has workers.
+The servers and wrk share the machine's CPUs (2 here), as they would in
 production on a small VPS; nothing is pinned. Also reported: the CPU time
 each server spends per response (user + system, from /proc, nginx's workers
-included), a figure that moves less than req/s when other work shares the
-machine.
+and the app's serving child included), a figure that moves less than req/s
+when other work shares the machine.
 """
 
 from __future__ import annotations
@@ -41,26 +49,41 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiohttp import web
+
 from tamizdat.netutil import free_port
+from tamizdat.server.static import StaticTree
 
 from .common import Context, Result
 
+REPO = Path(__file__).resolve().parents[1]  # children import this module (the app factory) from here
 KIB = 1024
 SIZES = {"16 KiB": (16 * KIB, 64), "1 MiB": (1024 * KIB, 16)}
 GOALS = {"16 KiB": 0.2, "1 MiB": 0.8}
 CONNECTIONS = 64
 THREADS = 2
+PROCESSES = 2  # the app's serving processes, as nginx's worker_processes
 
 _APP = r"""
 import sys
-from pathlib import Path
-from aiohttp import web
-from tamizdat.server.static import StaticTree
+from tamizdat.server import processes
+from bench.serve_bench import FACTORY, static_app
 
-app = web.Application()
-app.add_routes(StaticTree(Path(sys.argv[1])).routes())
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[2]), access_log=None, print=None)
+public, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+app = static_app(public)
+if count > 1:
+    app.cleanup_ctx.append(processes.Workers(FACTORY, public, "127.0.0.1", port, count).cleanup_ctx())
+processes.serve(app, "127.0.0.1", port, reuse_port=count > 1)
 """
+FACTORY = "bench.serve_bench:static_app"
+
+
+def static_app(public: str) -> web.Application:
+    """The app factory of every app process: the static routes only."""
+    app = web.Application()
+    app.add_routes(StaticTree(Path(public)).routes())
+    return app
+
 
 _NGINX = """
 user root;
@@ -156,12 +179,28 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def listeners(port: int) -> int:
+    """Listening TCP sockets on ``port`` (one per serving process), from /proc."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        count += int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A"
+    return count
+
+
 @contextmanager
-def app_server(public: Path) -> Iterator[Server]:
+def app_server(public: Path, count: int) -> Iterator[Server]:
+    """The app in ``count`` processes on one port (the parent and ``count - 1`` children)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", _APP, str(public), str(port)], stdout=subprocess.DEVNULL)
+    args = [sys.executable, "-c", _APP, str(public), str(port), str(count)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, cwd=REPO)
     try:
         _wait(f"http://127.0.0.1:{port}{first_file(public)}", proc)
+        deadline = time.monotonic() + 60
+        while listeners(port) < count:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"the app's {count} processes did not all listen on port {port}")
+            time.sleep(0.05)
         yield Server(f"http://127.0.0.1:{port}", proc.pid)
     finally:
         _stop(proc)
@@ -228,6 +267,20 @@ def make_tree(public: Path) -> dict[str, list[str]]:
     return paths
 
 
+def _row(name: str, app: dict[str, float], ngx: dict[str, float], goal: float | None) -> Result:
+    ratio = app["rps"] / ngx["rps"]
+    return Result(
+        name=name,
+        value=round(app["rps"]),
+        unit="req/s",
+        baseline=round(ngx["rps"]),
+        ratio=f"{ratio:.2f}x",
+        goal=f">= {goal}x nginx" if goal is not None else "info",
+        met=ratio >= goal if goal is not None else None,
+        extra={"app": app, "nginx": ngx, "connections": CONNECTIONS},
+    )
+
+
 def run(ctx: Context) -> list[Result]:
     if shutil.which("wrk") is None or not (shutil.which("nginx") or os.access("/usr/sbin/nginx", os.X_OK)):
         ctx.note("serve: wrk or nginx missing, skipped (Debian packages wrk, nginx)")
@@ -238,49 +291,45 @@ def run(ctx: Context) -> list[Result]:
     figures: dict[tuple[str, str], list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="serve-bench-", dir=ctx.workdir) as tmp:
         work = Path(tmp)
-        with app_server(public) as app, nginx_server(public, work) as nginx:
+        with (
+            app_server(public, PROCESSES) as multi,
+            app_server(public, 1) as single,
+            nginx_server(public, work) as nginx,
+        ):
+            servers = [("app", multi), ("nginx", nginx), ("app1", single)]
             for label, files in paths.items():
                 ctx.log(f"serve {label}: {rounds} rounds of {seconds:g} s per server")
-                wrk(app, files, 1.0, work, 0)  # warm: the app's memory cache, nginx's page cache
-                wrk(nginx, files, 1.0, work, 0)
+                for _, server in servers:  # warm: the app's memory cache, nginx's page cache
+                    wrk(server, files, 1.0, work, 0)
                 for i in range(rounds):
-                    order = [("app", app), ("nginx", nginx)]
-                    for name, base in order if i % 2 == 0 else order[::-1]:
-                        figures.setdefault((label, name), []).append(wrk(base, files, seconds, work, i + 1))
+                    shift = i % len(servers)
+                    for name, server in servers[shift:] + servers[:shift]:
+                        figures.setdefault((label, name), []).append(wrk(server, files, seconds, work, i + 1))
     results = []
+    keys = ("rps", "mbps", "p50_ms", "p99_ms", "cpu_us")
     for label in SIZES:
-        app_rps = statistics.median(f["rps"] for f in figures[(label, "app")])
-        ngx_rps = statistics.median(f["rps"] for f in figures[(label, "nginx")])
-        ratio = app_rps / ngx_rps
-        goal = GOALS[label]
-        keys = ("mbps", "p50_ms", "p99_ms", "cpu_us")
-        app_med = {k: statistics.median(f[k] for f in figures[(label, "app")]) for k in keys}
-        ngx_med = {k: statistics.median(f[k] for f in figures[(label, "nginx")]) for k in keys}
+        med = {
+            name: {k: statistics.median(f[k] for f in figures[(label, name)]) for k in keys}
+            for name in ("app", "nginx", "app1")
+        }
+        app, ngx, one = med["app"], med["nginx"], med["app1"]
+        name = f"serve {label} bundles: app StaticTree ({PROCESSES} processes) vs nginx (req/s)"
+        results.append(_row(name, app, ngx, GOALS[label]))
+        results.append(_row(f"serve {label} bundles: app in 1 process vs nginx (req/s)", one, ngx, None))
         results.append(
             Result(
-                name=f"serve {label} bundles: app StaticTree vs nginx (req/s)",
-                value=round(app_rps),
-                unit="req/s",
-                baseline=round(ngx_rps),
-                ratio=f"{ratio:.2f}x",
-                goal=f">= {goal}x nginx",
-                met=ratio >= goal,
-                extra={"app": app_med, "nginx": ngx_med, "connections": CONNECTIONS, "rounds": rounds},
-            )
-        )
-        results.append(
-            Result(
-                name=f"serve {label}: server CPU per response, app vs nginx",
-                value=round(app_med["cpu_us"]),
+                name=f"serve {label}: server CPU per response, app ({PROCESSES} processes) vs nginx",
+                value=round(app["cpu_us"]),
                 unit="us",
-                baseline=round(ngx_med["cpu_us"]),
-                ratio=f"{app_med['cpu_us'] / ngx_med['cpu_us']:.2f}x",
+                baseline=round(ngx["cpu_us"]),
+                ratio=f"{app['cpu_us'] / ngx['cpu_us']:.2f}x",
                 goal="info",
             )
         )
         ctx.note(
-            f"serve {label}: app {app_med['mbps']:.0f} MB/s, p50 {app_med['p50_ms']:.1f} ms, "
-            f"p99 {app_med['p99_ms']:.1f} ms; nginx {ngx_med['mbps']:.0f} MB/s, p50 {ngx_med['p50_ms']:.1f} ms, "
-            f"p99 {ngx_med['p99_ms']:.1f} ms ({CONNECTIONS} connections, wrk {THREADS} threads)"
+            f"serve {label}: app x{PROCESSES} {app['mbps']:.0f} MB/s, p50 {app['p50_ms']:.1f} ms, "
+            f"p99 {app['p99_ms']:.1f} ms; app x1 {one['mbps']:.0f} MB/s, {one['cpu_us']:.0f} us CPU/response; "
+            f"nginx {ngx['mbps']:.0f} MB/s, p50 {ngx['p50_ms']:.1f} ms, p99 {ngx['p99_ms']:.1f} ms "
+            f"({CONNECTIONS} connections, wrk {THREADS} threads, {rounds} rounds)"
         )
     return results

@@ -222,5 +222,4 @@ def test_bad_workers_setting_is_a_usage_error(tmp_path: Path) -> None:
     out = run_cli("mirror", "run", "--data", str(data), "--upstream", str(tmp_path), timeout=60)
     assert out.returncode == 2, out
     assert "setting workers must be 1 to 64, not 0" in out.stderr
-
     assert len([line for line in out.stderr.splitlines() if line.strip()]) <= 3  # usage, hint, reason
