@@ -17,6 +17,7 @@ from tamizdat.errors import FormatError
 from tamizdat.keys import strictjson, timefmt
 from tamizdat.keys.dsse import is_keyid
 from tamizdat.keys.schema import Reader
+from tamizdat.keys.strictjson import MAX_SAFE_INT
 
 from .limits import DEFAULT_LIMITS
 from .zipstrict import check_name
@@ -111,6 +112,38 @@ def _fail(message: str) -> FormatError:
     return FormatError(message, code="bad-manifest", step=STEP)
 
 
+_FILE_FIELDS = ("path", "size", "sha256", "type")
+_FILE_KEYS = frozenset(_FILE_FIELDS)
+
+
+def _file(item: Any) -> FileEntry:
+    """One item of ``files``: the usual well-formed case is checked inline, anything else
+    goes through :class:`Reader` field by field (which words the error)."""
+    if type(item) is dict and item.keys() == _FILE_KEYS:
+        path, size, sha, kind = item["path"], item["size"], item["sha256"], item["type"]
+        if (
+            type(path) is str
+            and type(sha) is str
+            and type(kind) is str
+            and type(size) is int
+            and 0 < len(path) <= 255
+            and 0 < len(sha) <= 64
+            and 0 < len(kind) <= 100
+            and 0 <= size <= MAX_SAFE_INT
+            and "\x00" not in path
+            and "\x00" not in sha
+            and "\x00" not in kind
+        ):
+            return FileEntry(path, size, sha, kind)
+    f = Reader(item, what="file", required=_FILE_FIELDS, step=STEP, code="bad-manifest")
+    return FileEntry(
+        f.text("path", max_len=255),
+        f.integer("size"),
+        f.text("sha256", max_len=64),
+        f.text("type", max_len=100),
+    )
+
+
 @dataclass(frozen=True)
 class Manifest:
     publisher: str
@@ -140,7 +173,8 @@ class Manifest:
             why = check_name(f.path)
             if why or f.path.startswith(CONTROL_DIR):
                 raise _fail(f"file path {f.path[:60]!r} is not allowed")
-            ext = f.path[f.path.rfind(".") :] if "." in f.path.rsplit("/", 1)[-1] else ""
+            dot = f.path.rfind(".")
+            ext = f.path[dot:] if dot > f.path.rfind("/") else ""  # the last segment's extension
             if MEDIA_TYPES.get(ext) != f.type:
                 raise _fail(f"file {f.path[:60]!r} has type {f.type!r}, not the one its name gives")
             if not SHA_RE.match(f.sha256) or not 0 <= f.size <= DEFAULT_LIMITS.max_entry_bytes:
@@ -218,17 +252,7 @@ class Manifest:
         )
         if r.integer("format") != FORMAT:
             r.fail(f"format must be {FORMAT} (this verifier is too old or the file is damaged)")
-        files = []
-        for item in r.items("files", min_items=1, max_items=DEFAULT_LIMITS.max_entries):
-            f = Reader(item, what="file", required=("path", "size", "sha256", "type"), step=STEP, code="bad-manifest")
-            files.append(
-                FileEntry(
-                    f.text("path", max_len=255),
-                    f.integer("size"),
-                    f.text("sha256", max_len=64),
-                    f.text("type", max_len=100),
-                )
-            )
+        files = [_file(item) for item in r.items("files", min_items=1, max_items=DEFAULT_LIMITS.max_entries)]
         notices = []
         for item in r.items("notices", max_items=64):
             n = Reader(item, what="notice", required=("id", "regions", "text"), step=STEP, code="bad-manifest")

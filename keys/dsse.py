@@ -7,6 +7,7 @@ root, bundle manifest and index documents.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ BUNDLE_TYPE = "application/vnd.tamizdat.bundle+json"
 INDEX_TYPE = "application/vnd.tamizdat.index+json"
 
 MAX_SIGNATURES = 16
-_KEYID_CHARS = frozenset("0123456789abcdef")
+_KEYID = re.compile(r"[0-9a-f]{64}")
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -32,7 +33,7 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 def is_keyid(value: object) -> bool:
     """True for a lowercase hex SHA-256 key id."""
-    return isinstance(value, str) and len(value) == 64 and set(value) <= _KEYID_CHARS
+    return isinstance(value, str) and _KEYID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -89,10 +90,18 @@ class PublicKey:
         if len(signature) != 64:
             return False
         try:
-            Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, message)
+            self._key.verify(signature, message)
         except (InvalidSignature, ValueError):
             return False
         return True
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"raw": self.raw, "keyid": self.keyid}  # not the cached key object (not picklable)
+
+    @functools.cached_property
+    def _key(self) -> Ed25519PublicKey:
+        """The ``cryptography`` key object, built once per key (roots are cached, so per publisher)."""
+        return Ed25519PublicKey.from_public_bytes(self.raw)
 
 
 class SigningKey:

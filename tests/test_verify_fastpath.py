@@ -1,5 +1,8 @@
 """The verifier's fast paths decide exactly as the general code they shortcut.
 
+Each fast path is compared here with the code it stands in front of (a copy of
+it where the fast path replaced it), on a table of cases and on random input.
+
 ``zipstrict.read_all`` inflates an entry that fits one chunk in one call; it
 must accept, reject (code, step and message) and return exactly what the
 streaming ``iter_data`` does. ``check_name`` answers a plain name at once; it
@@ -9,17 +12,22 @@ must give the same reason as the full list of checks for every name.
 from __future__ import annotations
 
 import io
+import pickle
 import random
 import re
 import zlib
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tamizdat.bundles import zipstrict
+from tamizdat.bundles import manifest, zipstrict
 from tamizdat.bundles.limits import DEFAULT_LIMITS, Limits
+from tamizdat.bundles.manifest import FileEntry
 from tamizdat.errors import FormatError
+from tamizdat.keys.ed25519 import SigningKey
+from tamizdat.keys.schema import Reader
 
 _WORDS = [b"a", b"free", b"press", b"court", b"said", b"report", b"city", b"law"]
 TEXT = b"<p>" + b" ".join(random.Random(7).choices(_WORDS, k=1000)) + b"</p>"
@@ -151,3 +159,73 @@ def test_check_name_gives_the_reference_reason(name: str) -> None:
 def test_check_name_gives_the_reference_reason_on_any_name(name: str, max_len: int) -> None:
     limits = Limits(max_name_length=max_len)
     assert zipstrict.check_name(name, limits) == _reference_check_name(name, limits)
+
+
+# -- manifest ``files`` items: the inline check against the field-by-field Reader --------------
+
+
+def _reference_file(item: object) -> FileEntry:
+    f = Reader(item, what="file", required=("path", "size", "sha256", "type"), step="18", code="bad-manifest")
+    return FileEntry(
+        f.text("path", max_len=255), f.integer("size"), f.text("sha256", max_len=64), f.text("type", max_len=100)
+    )
+
+
+def _file_outcome(fn: Callable[[object], FileEntry], item: object) -> object:
+    try:
+        return fn(item)
+    except FormatError as err:
+        return (err.step, err.code, str(err))
+
+
+GOOD_FILE = {"path": "index.html", "size": 12, "sha256": "ab" * 32, "type": "text/html"}
+BAD_FILES = {
+    "good": GOOD_FILE,
+    "a list": [GOOD_FILE],
+    "missing type": {k: v for k, v in GOOD_FILE.items() if k != "type"},
+    "extra field": {**GOOD_FILE, "mode": 1},
+    "bool size": {**GOOD_FILE, "size": True},
+    "negative size": {**GOOD_FILE, "size": -1},
+    "size over 2^53-1": {**GOOD_FILE, "size": 2**53},
+    "largest size": {**GOOD_FILE, "size": 2**53 - 1},
+    "float size": {**GOOD_FILE, "size": 1.0},
+    "empty path": {**GOOD_FILE, "path": ""},
+    "path of 256": {**GOOD_FILE, "path": "a" * 256},
+    "path of 255": {**GOOD_FILE, "path": "a" * 255},
+    "NUL in path": {**GOOD_FILE, "path": "a\x00"},
+    "NUL in type": {**GOOD_FILE, "type": "text/\x00"},
+    "NUL in sha256": {**GOOD_FILE, "sha256": "\x00"},
+    "long sha256": {**GOOD_FILE, "sha256": "a" * 65},
+    "long type": {**GOOD_FILE, "type": "t" * 101},
+    "number path": {**GOOD_FILE, "path": 5},
+    "null type": {**GOOD_FILE, "type": None},
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_file_items_are_read_as_the_reader_reads_them(name: str) -> None:
+    item = BAD_FILES[name]
+    assert _file_outcome(manifest._file, item) == _file_outcome(_reference_file, item)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 2**53 + 1) | st.text(alphabet="a\x00/", max_size=3),
+    lambda inner: st.lists(inner, max_size=2),
+    max_leaves=3,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["path", "size", "sha256", "type", "x"]), _JSON, min_size=3))
+def test_file_items_are_read_as_the_reader_reads_them_on_any_item(item: dict[str, object]) -> None:
+    assert _file_outcome(manifest._file, item) == _file_outcome(_reference_file, item)
+
+
+def test_public_keys_pickle_without_their_cached_key_object() -> None:
+    key = SigningKey.from_seed(bytes(32))
+    message = b"DSSEv1 test"
+    assert key.public.verify(key.sign(message), message)  # builds the cached key object
+    copy = pickle.loads(pickle.dumps(key.public))
+    assert copy == key.public
+    assert copy.verify(key.sign(message), message)
+    assert not copy.verify(key.sign(message), message + b"!")
