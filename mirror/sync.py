@@ -97,6 +97,15 @@ class _Work:
     new: int = 0
 
 
+def index_bundle_count(data: bytes) -> int:
+    """The number of bundles an (unverified) index lists; 0 if it does not parse. A hint only."""
+    try:
+        shards = Index.from_payload(Envelope.from_bytes(data, expected_type=INDEX_TYPE).payload).shards
+    except (TamizdatError, ValueError):
+        return 0
+    return sum(ref.count for ref in shards)
+
+
 def index_root_version(data: bytes) -> int:
     """The root version an (unverified) index names; 0 if it does not parse. A hint only."""
     try:
@@ -282,27 +291,36 @@ class Mirror:
         if trusted is not None and raw == trusted.raw and not probe_due and not self.trust.reverify:
             _still_fresh(trusted, now)
             return
-        probed = await self._update_roots(up, index_root_version(raw), probe=probe_due or self.trust.chain is None)
-        try:
-            signed = self.trust.check_index(raw, now)
-        except SignatureError:
-            if probed:
-                raise
-            # A newer root may explain it (a key rotated since we last looked).
-            await self._update_roots(up, index_root_version(raw), probe=True)
-            signed = self.trust.check_index(raw, now)
-        if signed is None:  # identical to ours: only a pending re-check can make work
-            assert trusted is not None
-            if not self.trust.reverify:
-                self.store.save_trust(self.trust)
-                _still_fresh(trusted, now)
-                return
-            signed = trusted
-        work = _Work(signed, {})
-        await self._fetch_shards(up, work)
-        plan = self.trust.plan(signed.index, work.shards, keep_superseded=self.keep_superseded)
-        await self._fetch_bundles(up, work, plan, progress)
+        # Worker processes for a big batch start now: their start-up overlaps the roots and shards.
+        async with self._verifier(raw) as verifier:
+            probed = await self._update_roots(up, index_root_version(raw), probe=probe_due or self.trust.chain is None)
+            try:
+                signed = self.trust.check_index(raw, now)
+            except SignatureError:
+                if probed:
+                    raise
+                # A newer root may explain it (a key rotated since we last looked).
+                await self._update_roots(up, index_root_version(raw), probe=True)
+                signed = self.trust.check_index(raw, now)
+            if signed is None:  # identical to ours: only a pending re-check can make work
+                assert trusted is not None
+                if not self.trust.reverify:
+                    self.store.save_trust(self.trust)
+                    _still_fresh(trusted, now)
+                    return
+                signed = trusted
+            work = _Work(signed, {})
+            await self._fetch_shards(up, work)
+            plan = self.trust.plan(signed.index, work.shards, keep_superseded=self.keep_superseded)
+            await self._fetch_bundles(up, work, plan, progress, verifier)
         await asyncio.to_thread(self._commit, work, plan, summary)  # disk calls off the event loop
+
+    def _verifier(self, raw: bytes) -> Verifier:
+        """The verifier for the bundles ``raw`` (an index, not yet verified) will likely ask for."""
+        cfg = self.config
+        listed = index_bundle_count(raw)
+        jobs = listed if self.trust.reverify else max(0, listed - len(self._bundle_files.ids()))
+        return Verifier(jobs, workers=cfg.verify_workers, threshold=cfg.process_threshold)
 
     async def _update_roots(self, up: Upstream, hint: int, *, probe: bool) -> bool:
         """Walk roots up to ``hint`` (and root.json's version when probing). True if probed."""
@@ -372,7 +390,9 @@ class Mirror:
             out.update((e.id, e.sha256) for e in shard)
         return out
 
-    async def _fetch_bundles(self, up: Upstream, work: _Work, plan: Plan, progress: Progress | None) -> None:
+    async def _fetch_bundles(
+        self, up: Upstream, work: _Work, plan: Plan, progress: Progress | None, verifier: Verifier
+    ) -> None:
         committed = self._committed_sha()
         present = work.present = self._bundle_files.ids()
         todo: list[tuple[Listing, bool]] = []  # (entry, present on disk)
@@ -442,9 +462,12 @@ class Mirror:
 
         if progress:
             progress(0, total, up.counters.bytes)
-        async with Verifier(
-            total, workers=self.config.verify_workers, threshold=self.config.process_threshold
-        ) as verifier:
+        if verifier.jobs < verifier.threshold <= total:  # more work than the index hinted: workers now
+            cfg = self.config
+            late = Verifier(total, workers=cfg.verify_workers, threshold=cfg.process_threshold)
+            async with late:
+                await _all(one(entry, on_disk, late) for entry, on_disk in todo)
+        else:
             await _all(one(entry, on_disk, verifier) for entry, on_disk in todo)
 
     # -- commit ----------------------------------------------------------

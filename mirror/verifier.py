@@ -60,6 +60,7 @@ class _Worker:
 
     def __init__(self, proc: asyncio.subprocess.Process):
         self.proc = proc
+        self.used = False
         self.pending: collections.deque[asyncio.Future[dict[str, str]]] = collections.deque()
         self.dead: BaseException | None = None
         self.reader = asyncio.create_task(self._read())
@@ -90,6 +91,7 @@ class _Worker:
         assert self.proc.stdin is not None
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, str]] = loop.create_future()
+        self.used = True
         body = pickle.dumps((name, args))
         self.pending.append(future)
         if not self._out:
@@ -105,6 +107,9 @@ class _Worker:
             self.proc.stdin.write(data)
 
     async def close(self) -> None:
+        if not self.used and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()  # started early for a batch that did not come: no need to wait for its imports
         if self.proc.stdin is not None:
             self.proc.stdin.close()
         try:

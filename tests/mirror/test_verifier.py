@@ -76,3 +76,13 @@ async def test_a_worker_that_dies_fails_its_callers(sim: Simulator, tmp_path: Pa
         calls = [v.write(sim.bundles[bid], str(tmp_path / f"{n}.part"), None, root, bid) for n in range(5)]
         results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 30)
     assert all(isinstance(r, OSError) for r in results), results
+
+
+async def test_workers_started_for_nothing_are_stopped_at_once() -> None:
+    """The sync starts workers early, on the index's hint; unused, they are killed, not waited for."""
+    loop = asyncio.get_running_loop()
+    async with Verifier(2, workers=2, threshold=1) as v:
+        procs = [w.proc for w in v._all]
+        started = loop.time()
+    assert loop.time() - started < 5
+    assert all(p.returncode is not None for p in procs)
