@@ -95,7 +95,6 @@ class _Child:
     started: float = 0.0
     restart_at: float = 0.0
     backoff: float = BACKOFF_FIRST
-    restarts: int = 0
 
 
 @dataclass
@@ -108,8 +107,8 @@ class Workers:
     port: int
     count: int
     access_log: bool = False
-    children: list[_Child] = field(default_factory=list)
-    _stopping: bool = False
+    children: list[_Child] = field(default_factory=list, init=False)
+    stopping: bool = field(default=False, init=False)
 
     def command(self, slot: int) -> list[str]:
         args = [sys.executable, "-m", "tamizdat.server.processes", "--factory", self.factory]
@@ -118,10 +117,17 @@ class Workers:
         return args + (["--access-log"] if self.access_log else [])
 
     def _spawn(self, child: _Child) -> None:
-        child.proc = subprocess.Popen(
-            self.command(child.slot), stdin=subprocess.PIPE, start_new_session=True, close_fds=True
-        )
-        child.started = time.monotonic()
+        now = time.monotonic()
+        try:
+            child.proc = subprocess.Popen(
+                self.command(child.slot), stdin=subprocess.PIPE, start_new_session=True, close_fds=True
+            )
+        except OSError as exc:  # out of processes or descriptors: try again after the backoff
+            log.warning("cannot start serving process %d: %s; retrying in %.1f s", child.slot, exc, child.backoff)
+            child.restart_at = now + child.backoff
+            child.backoff = min(BACKOFF_MAX, child.backoff * 2)
+            return
+        child.started = now
 
     def start(self) -> None:
         """Start the children (slots 1..count-1)."""
@@ -129,12 +135,9 @@ class Workers:
         for child in self.children:
             self._spawn(child)
 
-    def pids(self) -> list[int]:
-        return [c.proc.pid for c in self.children if c.proc is not None and c.proc.poll() is None]
-
     def check(self, now: float) -> None:
         """Restart every child that died (after its backoff)."""
-        if self._stopping:
+        if self.stopping:
             return
         for child in self.children:
             proc = child.proc
@@ -157,7 +160,6 @@ class Workers:
                     proc.stdin.close()
                 child.proc = None
             elif proc is None and now >= child.restart_at:
-                child.restarts += 1
                 self._spawn(child)
 
     async def watch(self) -> None:
@@ -167,7 +169,7 @@ class Workers:
 
     async def stop(self) -> None:
         """SIGTERM to every child, SIGKILL after :data:`STOP_GRACE`; waits for all of them."""
-        self._stopping = True
+        self.stopping = True
         live = [c.proc for c in self.children if c.proc is not None]
         for proc in live:
             if proc.poll() is None:
@@ -229,7 +231,12 @@ def child_main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     _exit_with_parent()
     try:
-        app = load_factory(args.factory)(json.loads(args.argument))
+        factory = load_factory(args.factory)
+    except (ImportError, AttributeError, ValueError) as exc:
+        log.error("serving process %d: no app factory %s (%s)", args.slot, args.factory, exc)
+        sys.exit(1)
+    try:
+        app = factory(json.loads(args.argument))
         serve(
             app,
             args.host,

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import json
@@ -27,6 +28,7 @@ from typing import Any
 import pytest
 
 from tamizdat.netutil import free_port
+from tamizdat.server import processes
 
 from .support import TAMIZDAT, Origin, Proc, article, get, index_version_of, run_cli, wait_until
 
@@ -223,3 +225,27 @@ def test_bad_workers_setting_is_a_usage_error(tmp_path: Path) -> None:
     assert out.returncode == 2, out
     assert "setting workers must be 1 to 64, not 0" in out.stderr
     assert len([line for line in out.stderr.splitlines() if line.strip()]) <= 3  # usage, hint, reason
+
+
+def test_a_failing_child_is_restarted_with_a_bounded_backoff(capfd: pytest.CaptureFixture[str]) -> None:
+    pool = processes.Workers("tamizdat.server.processes:no_such_factory", None, "127.0.0.1", free_port(), 2)
+    pool.start()
+    [child] = pool.children
+    delays = []
+    now = 0.0  # a fake clock for the schedule; the children are real and fail at once
+    try:
+        for _ in range(8):
+            assert child.proc is not None
+            assert child.proc.wait(30) == 1
+            pool.check(now)  # noticed: restart scheduled
+            delays.append(child.restart_at - now)
+            pool.check(child.restart_at - 0.01)  # not yet
+            assert child.proc is None
+            now = child.restart_at
+            pool.check(now)  # restarted
+    finally:
+        asyncio.run(pool.stop())
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    err = capfd.readouterr().err
+    assert "serving process 1: no app factory tamizdat.server.processes:no_such_factory" in err
+    assert "Traceback" not in err
