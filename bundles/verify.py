@@ -14,7 +14,6 @@ import io
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 from tamizdat.errors import FormatError, RejectedError, SignatureError, UsageError
@@ -88,8 +87,7 @@ def verify_bundle(
     if root_keyid is not None:
         root_keyid = check_root_keyid(root_keyid)
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        with path.open("rb") as fh:
+        with open(source, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             if size > READ_ONCE:
                 return _verify(fh, size, root_keyid, trusted_root, limits)

@@ -15,7 +15,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from tamizdat.errors import FormatError
 
@@ -36,6 +36,10 @@ VERSION_MADE = (3 << 8) | 20
 VERSION_NEEDED = 20
 DOS_TIME, DOS_DATE = 0, (1 << 5) | 1  # 1980-01-01 00:00:00
 EXTERNAL_ATTR = (stat.S_IFREG | 0o644) << 16
+# The same canonical values as slices of a CEN tuple: [1:4], [5:7] and [11:16].
+_CANON_HEAD = (VERSION_MADE, VERSION_NEEDED, 0)
+_CANON_TIME = (DOS_TIME, DOS_DATE)
+_CANON_TAIL = (0, 0, 0, 0, EXTERNAL_ATTR)
 NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*\Z")
 _DRIVE_RE = re.compile(r"\A[A-Za-z]:")
 CHUNK = 256 * 1024
@@ -76,6 +80,59 @@ def check_name(name: str, limits: Limits = DEFAULT_LIMITS) -> str | None:
     if not NAME_RE.match(name):
         return "is not lowercase ASCII letters, digits, '.', '_', '-' and '/'"
     return None
+
+
+def _check_central(fields: tuple[Any, ...], name_bytes: bytes) -> None:
+    """Steps 4-7 for one central directory entry, in order."""
+    (
+        _,
+        made,
+        needed,
+        flags,
+        method,
+        mtime,
+        mdate,
+        _crc,
+        csize,
+        usize,
+        _nlen,
+        extra_len,
+        comment_len,
+        disk_start,
+        int_attr,
+        ext_attr,
+        _off,
+    ) = fields
+    # Step 4: no encryption (traditional or strong).
+    if flags & 0x41:
+        raise _fail("archive has an encrypted entry", "zip-encrypted", 4)
+    # Step 5: stored or deflated only.
+    if method not in (STORED, DEFLATED):
+        raise _fail(f"entry uses compression method {method}", "zip-method", 5)
+    # Step 6: regular files only (no symlinks, directories or devices).
+    mode = ext_attr >> 16
+    if stat.S_ISLNK(mode):
+        raise _fail("archive has a symbolic link", "zip-symlink", 6)
+    if not stat.S_ISREG(mode) or (ext_attr & 0xFFFF):
+        raise _fail("archive has an entry that is not a regular file", "zip-not-file", 6)
+    # Step 7: canonical header fields.
+    if (made, needed, flags, mtime, mdate, extra_len, comment_len, disk_start, int_attr, ext_attr) != (
+        VERSION_MADE,
+        VERSION_NEEDED,
+        0,
+        DOS_TIME,
+        DOS_DATE,
+        0,
+        0,
+        0,
+        0,
+        EXTERNAL_ATTR,
+    ):
+        raise _fail("entry header is not in the canonical form", "zip-not-canonical", 7)
+    if method == STORED and csize != usize:
+        raise _fail("stored entry sizes differ", "zip-not-canonical", 7)
+    if method != (STORED if name_bytes.endswith(STORED_SUFFIXES) else DEFLATED):
+        raise _fail("entry is not stored (media) or deflated (text) as its name requires", "zip-not-canonical", 7)
 
 
 def read_structure(fh: BinaryIO, file_size: int, limits: Limits = DEFAULT_LIMITS) -> list[Entry]:
@@ -137,55 +194,20 @@ def read_structure(fh: BinaryIO, file_size: int, limits: Limits = DEFAULT_LIMITS
 
     names: list[str] = []
     for fields, name_bytes in raw_entries:
-        (
-            _,
-            made,
-            needed,
-            flags,
-            method,
-            mtime,
-            mdate,
-            crc,
-            csize,
-            usize,
-            name_len,
-            extra_len,
-            comment_len,
-            disk_start,
-            int_attr,
-            ext_attr,
-            offset,
-        ) = fields
-        # Step 4: no encryption (traditional or strong).
-        if flags & 0x41:
-            raise _fail("archive has an encrypted entry", "zip-encrypted", 4)
-        # Step 5: stored or deflated only.
-        if method not in (STORED, DEFLATED):
-            raise _fail(f"entry uses compression method {method}", "zip-method", 5)
-        # Step 6: regular files only (no symlinks, directories or devices).
-        mode = ext_attr >> 16
-        if stat.S_ISLNK(mode):
-            raise _fail("archive has a symbolic link", "zip-symlink", 6)
-        if not stat.S_ISREG(mode) or (ext_attr & 0xFFFF):
-            raise _fail("archive has an entry that is not a regular file", "zip-not-file", 6)
-        # Step 7: canonical header fields.
-        if (made, needed, flags, mtime, mdate, extra_len, comment_len, disk_start, int_attr, ext_attr) != (
-            VERSION_MADE,
-            VERSION_NEEDED,
-            0,
-            DOS_TIME,
-            DOS_DATE,
-            0,
-            0,
-            0,
-            0,
-            EXTERNAL_ATTR,
-        ):
-            raise _fail("entry header is not in the canonical form", "zip-not-canonical", 7)
-        if method == STORED and csize != usize:
-            raise _fail("stored entry sizes differ", "zip-not-canonical", 7)
-        if method != (STORED if name_bytes.endswith(STORED_SUFFIXES) else DEFLATED):
-            raise _fail("entry is not stored (media) or deflated (text) as its name requires", "zip-not-canonical", 7)
+        # Steps 4-7 at once for the canonical header every bundle has (flags 0 and a
+        # regular file pass steps 4 and 6); anything else goes through them one by one.
+        if fields[1:4] == _CANON_HEAD and fields[5:7] == _CANON_TIME and fields[11:16] == _CANON_TAIL:
+            method = fields[4]
+            if method not in (STORED, DEFLATED):
+                raise _fail(f"entry uses compression method {method}", "zip-method", 5)
+            if method == STORED and fields[8] != fields[9]:
+                raise _fail("stored entry sizes differ", "zip-not-canonical", 7)
+            if method != (STORED if name_bytes.endswith(STORED_SUFFIXES) else DEFLATED):
+                raise _fail(
+                    "entry is not stored (media) or deflated (text) as its name requires", "zip-not-canonical", 7
+                )
+        else:
+            _check_central(fields, name_bytes)
         try:
             names.append(name_bytes.decode("ascii"))
         except UnicodeDecodeError:
@@ -224,12 +246,8 @@ def read_structure(fh: BinaryIO, file_size: int, limits: Limits = DEFAULT_LIMITS
         local = fh.read(LOC.size + name_len)
         if len(local) < LOC.size + name_len:
             raise _fail("local header is truncated", "zip-local-mismatch", 9)
-        lf = LOC.unpack_from(local)
-        if (
-            lf[0] != LOC_SIG
-            or lf[1:] != (needed, flags, method, mtime, mdate, crc, csize, usize, name_len, 0)
-            or local[LOC.size :] != name_bytes
-        ):
+        # The local header must be byte for byte the one its central entry implies.
+        if local != LOC.pack(LOC_SIG, needed, flags, method, mtime, mdate, crc, csize, usize, name_len, 0) + name_bytes:
             raise _fail(f"local header of {name[:60]!r} differs from the central one", "zip-local-mismatch", 9)
         data_offset = offset + LOC.size + name_len
         expected = data_offset + csize
