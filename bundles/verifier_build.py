@@ -8,7 +8,8 @@ output, so installing or serving tamizdat never needs Node.js. The input is
 ``core.js`` (up to its ``// @node-only`` part), ``tlog.js`` and ``ui.js`` in one
 function scope, with the reading frame's ``frame.css`` and its CSP hash and the interface strings
 of ``strings.json`` filled in: English as an object, the other languages as
-base64 of raw DEFLATE (the page inflates them with its own ``DecompressionStream``). Same sources and same
+base64 of raw DEFLATE (the page inflates them with its own ``DecompressionStream``) plus, inline,
+their language names and "this browser cannot check" message. Same sources and same
 terser, same bytes; the output's header names both.
 """
 
@@ -71,6 +72,15 @@ def pack_strings(strings: dict[str, dict[str, str]]) -> str:
     return base64.b64encode(deflate.compress(raw) + deflate.flush()).decode("ascii")
 
 
+FALLBACK_KEYS = ("langName", "unsupported")
+
+
+def fallback_strings(others: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """The few strings kept inline for every language: an engine that cannot inflate the packed
+    ones cannot check bundles either, and must still say so in the reader's language."""
+    return {lang: {key: texts[key] for key in FALLBACK_KEYS} for lang, texts in others.items()}
+
+
 def script_input() -> str:
     """The one script terser reads: the three sources in one function scope, strings filled in."""
     strings = json.loads(_source("strings.json"))
@@ -86,6 +96,7 @@ def script_input() -> str:
         ("{{FRAME_CSS_HASH}}", csp_hash(frame_css)),
         ("{{STRINGS_EN}}", strings["en"]),
         ("{{STRINGS_PACKED}}", pack_strings(others)),
+        ("{{STRINGS_FALLBACK}}", fallback_strings(others)),
     ):
         if ui.count(f'"{placeholder}"') != 1:
             raise BuildError(f"ui.js must hold the placeholder {placeholder!r} exactly once")

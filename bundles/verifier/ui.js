@@ -8,6 +8,8 @@
   // Interface strings (strings.json): English inline, the other languages deflated (docs/verifier.md).
   const T = {en: "{{STRINGS_EN}}"};
   const PACKED = "{{STRINGS_PACKED}}";
+  // What an engine that cannot inflate PACKED still says in the reader's language (it cannot check bundles either).
+  const FALLBACK = "{{STRINGS_FALLBACK}}";
   const RTL = ["ar", "fa", "he", "ur", "ps", "ckb", "yi", "dv", "ug"];
   const $ = (id) => document.getElementById(id);
   const keyInput = $("root-key"), fileInput = $("bundle"), remember = $("remember"), verdict = $("verdict");
@@ -475,7 +477,8 @@
     for (const l of Object.keys(T)) sel.append(el("option", {value: l, lang: l}, T[l].langName));
   }
   // The other languages arrive a moment later: inflated from PACKED with the page's own
-  // DecompressionStream. An engine that cannot do that stays in English (and cannot check bundles).
+  // DecompressionStream. An engine that cannot do that gets FALLBACK: the language names and the
+  // "cannot check here" verdict in each language, the rest in English.
   async function loadLanguages() {
     try {
       const bytes = Uint8Array.from(atob(PACKED), (c) => c.charCodeAt(0));
@@ -483,7 +486,7 @@
       const more = JSON.parse(text);
       for (const l of Object.keys(more)) if (!T[l]) T[l] = more[l];
     } catch (e) {
-      return;
+      for (const l of Object.keys(FALLBACK)) if (!T[l]) T[l] = FALLBACK[l];
     }
     listLanguages();
     if (!picked) lang = pickLang();
