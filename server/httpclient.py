@@ -47,10 +47,16 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 def check_url(url: str) -> str:
     """Accept only absolute http(s) URLs without credentials."""
+    _checked_origin(url)
+    return url
+
+
+def _checked_origin(url: str) -> tuple[str, str, int | None]:
+    """``check_url``, returning the URL's (scheme, host, port) from the same parse."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
         raise RejectedError(f"not an http(s) URL: {url[:100]}", code="bad-url")
-    return url
+    return parts.scheme, parts.hostname.lower(), parts.port or {"http": 80, "https": 443}.get(parts.scheme)
 
 
 class BoundedClient:
@@ -82,8 +88,7 @@ class BoundedClient:
         self, url: str, max_bytes: int, headers: dict[str, str] | None, *, partial: bool = False
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         assert self._session is not None, "use BoundedClient as an async context manager"
-        check_url(url)
-        start = _origin(url)
+        start = _checked_origin(url)
         current = url
         for _ in range(self.config.max_redirects + 1):
             try:
@@ -138,9 +143,22 @@ class BoundedClient:
         cap = max_bytes or self.config.max_document_bytes
         parts: list[bytes] = []
         async with self._get(url, cap, headers) as resp:
+            if resp.content_length is not None and "Transfer-Encoding" not in resp.headers:
+                return await self._whole(resp)  # within the cap (checked in _get); the parser reads no further
             async for chunk in self._chunks(resp, cap):
                 parts.append(chunk)
         return b"".join(parts)
+
+    async def _whole(self, resp: aiohttp.ClientResponse) -> bytes:
+        """A body of announced length in one read (a small bundle: no per-chunk Python)."""
+        try:
+            return await resp.read()
+        except TimeoutError as exc:
+            raise NetworkError(f"{_host(str(resp.url))} is too slow", code="timeout") from exc
+        except aiohttp.ClientError as exc:
+            raise NetworkError(
+                f"transfer from {_host(str(resp.url))} failed: {exc.__class__.__name__}", code="transfer"
+            ) from exc
 
     async def fetch_range(self, url: str, start: int, *, max_bytes: int) -> tuple[bytes, int, int]:
         """GET ``url`` from byte ``start`` on (``Range: bytes=<start>-``): (body, its first byte, file length).
