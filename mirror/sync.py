@@ -38,7 +38,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -406,22 +406,24 @@ class Mirror:
         done = 0
         placed = 0
         sem = asyncio.Semaphore(self.config.concurrency)  # transfers at once
-        backlog = asyncio.Semaphore(self.config.concurrency * 4)  # fetched but not yet verified, at most
+        lanes = min(total, self.config.concurrency * 4)  # bundles fetched or being verified at once, at most
         root_bytes = self.trust.root_bytes
+        # Plain strings, not pathlib: this runs once per bundle on the event loop.
+        bundles_dir, tmp_dir, pid = str(self.data.bundles), str(self.data.tmp), os.getpid()
 
-        async def one(entry: Listing, on_disk: bool, verifier: Verifier) -> None:
-            async with backlog:
+        async def lane(queue: Iterator[tuple[Listing, bool]], verifier: Verifier) -> None:
+            for entry, on_disk in queue:  # the lanes share one iterator: each bundle is taken once
                 await place(entry, on_disk, verifier)
 
         async def place(entry: Listing, on_disk: bool, verifier: Verifier) -> None:
             nonlocal done, placed
-            final = self.data.bundle_path(entry.id)
-            if on_disk and await verifier.check(str(final), root_bytes, entry.id, size=entry.size, sha256=entry.sha256):
+            final = f"{bundles_dir}/{entry.id}.zip"
+            if on_disk and await verifier.check(final, root_bytes, entry.id, size=entry.size, sha256=entry.sha256):
                 done += 1
                 if progress:
                     progress(done, total, up.counters.bytes)
                 return
-            tmp = self.data.tmp / f"bundle-{entry.id}.{os.getpid()}.part"  # never shared with a killed run's workers
+            tmp = f"{tmp_dir}/bundle-{entry.id}.{pid}.part"  # never shared with a killed run's workers
             target = None if on_disk else final  # same id, new bytes: swapped in at commit
             try:
                 if entry.size <= SMALL_BUNDLE:
@@ -433,25 +435,25 @@ class Mirror:
                             timeout=self.config.bundle_deadline(entry.size),
                         )
                     self.trust.check_transfer(entry, len(body), hashlib.sha256(body).hexdigest())
-                    await verifier.write(body, str(tmp), None if target is None else str(target), root_bytes, entry.id)
+                    await verifier.write(body, tmp, target, root_bytes, entry.id)
                 else:
                     async with sem:
                         size, sha = await up.fetch_to_file(
                             f"bundles/{entry.id}.zip",
-                            tmp,
+                            Path(tmp),
                             max_bytes=entry.size,
                             timeout=self.config.bundle_deadline(entry.size),
                         )
                     self.trust.check_transfer(entry, size, sha)
-                    await verifier.check(str(tmp), root_bytes, entry.id)
+                    await verifier.check(tmp, root_bytes, entry.id)
                     if target is not None:
                         os.replace(tmp, target)
             except BaseException:
                 with contextlib.suppress(OSError):
-                    tmp.unlink()
+                    os.unlink(tmp)
                 raise
             if on_disk:
-                work.replacements[entry.id] = tmp
+                work.replacements[entry.id] = Path(tmp)
             else:
                 placed += 1
                 _test_pause("bundle", placed)
@@ -462,13 +464,13 @@ class Mirror:
 
         if progress:
             progress(0, total, up.counters.bytes)
+        queue = iter(todo)
         if verifier.jobs < verifier.threshold <= total:  # more work than the index hinted: workers now
             cfg = self.config
-            late = Verifier(total, workers=cfg.verify_workers, threshold=cfg.process_threshold)
-            async with late:
-                await _all(one(entry, on_disk, late) for entry, on_disk in todo)
+            async with Verifier(total, workers=cfg.verify_workers, threshold=cfg.process_threshold) as late:
+                await _all(lane(queue, late) for _ in range(lanes))
         else:
-            await _all(one(entry, on_disk, verifier) for entry, on_disk in todo)
+            await _all(lane(queue, verifier) for _ in range(lanes))
 
     # -- commit ----------------------------------------------------------
     def _commit(self, work: _Work, plan: Plan, summary: SyncSummary) -> None:
