@@ -14,8 +14,7 @@ import stat
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from tamizdat.errors import FormatError
 
@@ -49,9 +48,8 @@ def _fail(message: str, code: str, step: int) -> FormatError:
     return FormatError(message, code=code, step=str(step))
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One checked central-directory entry."""
+class Entry(NamedTuple):
+    """One checked central-directory entry (a named tuple: immutable, and cheap to make per entry)."""
 
     name: str
     method: int
