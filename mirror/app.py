@@ -144,15 +144,21 @@ def _sync_ctx(interval: float) -> Callable[[web.Application], AsyncIterator[None
 
 
 def make_app(
-    mirror: Mirror, *, interval: float, background_sync: bool = True, settings: dict[str, Any] | None = None
+    mirror: Mirror,
+    *,
+    interval: float,
+    background_sync: bool = True,
+    settings: dict[str, Any] | None = None,
+    follow_state: bool = False,
 ) -> web.Application:
     """The mirror app over ``mirror``'s data directory (``settings``: DATA/settings.toml as resolved).
 
-    Without ``background_sync`` (a serving-only process) ``/healthz`` follows the state files instead.
+    ``follow_state`` (a serving-only process, never with a sync of ``mirror`` in this process):
+    ``/healthz`` reloads the state files another process writes.
     """
     app = web.Application(client_max_size=64 * 1024)
     app[MIRROR] = mirror
-    if not background_sync:
+    if follow_state:
         app[STATE_VIEW] = StateView(mirror)
     app[INTERVAL] = float(interval)
     app[MIRROR_SETTINGS] = dict(settings or {})
@@ -183,7 +189,8 @@ def serving_app(argument: Any) -> web.Application:
         keep_superseded=bool(values["keep_superseded"]),
         witness_name=values.get("witness_name") or None,
     )
-    return make_app(mirror, interval=float(values["sync_interval"]), background_sync=False, settings=values)
+    interval = float(values["sync_interval"])
+    return make_app(mirror, interval=interval, background_sync=False, settings=values, follow_state=True)
 
 
 def _processes(workers: int) -> str:
