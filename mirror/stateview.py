@@ -41,8 +41,9 @@ class StateView:
         folder = mirror.store.dir
         self._trust_paths = [str(folder / "trust.json"), str(folder / "index.json"), str(folder / "roots")]
         self._health_path = str(folder / "health.json")
-        self._trust_key = self._trust_keys()
-        self._health_key = _stat(self._health_path)
+        # Nothing seen yet: the first request reloads (the files may have moved since the Mirror read them).
+        self._trust_key: tuple[StatKey, ...] = ()
+        self._health_key: StatKey | bool = False
         self._lock = asyncio.Lock()
 
     def _trust_keys(self) -> tuple[StatKey, ...]:
