@@ -8,6 +8,7 @@ request, in order; it exits when stdin closes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -58,12 +59,27 @@ def write_file(data: bytes, tmp: str, final: str | None, root_bytes: bytes, bund
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
+        _start_writeback(fd)
     finally:
         os.close(fd)
     if final is not None:
         os.replace(tmp, final)
     return {}
 
+
+def _start_writeback(fd: int) -> None:
+    """Ask the kernel to start writing the file out now, without waiting (not an fsync).
+
+    The sync's one filesystem sync before the index switches then finds most
+    bytes already on disk instead of flushing the whole batch at the end.
+    (Linux starts writeback of dirty pages on ``POSIX_FADV_DONTNEED``.)
+    """
+    if _FADVISE is not None:
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(fd, 0, 0, _FADVISE)
+
+
+_FADVISE = getattr(os, "POSIX_FADV_DONTNEED", None) if sys.platform.startswith("linux") else None
 
 TASKS: dict[str, Callable[..., dict[str, str]]] = {"check": check_file, "write": write_file}
 
@@ -74,7 +90,9 @@ def serve() -> None:
     while True:
         head = stdin.read(HEAD.size)
         if len(head) < HEAD.size:
-            return  # the mirror is gone (or done): so are we
+            # The mirror is gone (or done): so are we, at once. Every answer is flushed, every
+            # file closed; the interpreter's teardown would only hold up the sync's commit.
+            os._exit(0)
         name, args = pickle.loads(stdin.read(HEAD.unpack(head)[0]))
         try:
             answer = TASKS[name](*args)
