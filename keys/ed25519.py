@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from tamizdat.errors import FormatError, SignatureError, UsageError
+from tamizdat.errors import FormatError, RejectedError, SignatureError, UsageError
 
 _P = 2**255 - 19
 _Y8 = 2707385501144840649318225287225658788936804267575313519463743609750303402022
@@ -80,6 +80,12 @@ class PublicKey:
 
     @classmethod
     def from_b64(cls, text: object, *, step: str | None = None) -> PublicKey:
+        if isinstance(text, str):
+            try:
+                return _public_from_b64(text)
+            except RejectedError as err:
+                err.step = step
+                raise
         return cls.from_raw(b64decode(text, field="public key", step=step), step=step)
 
     def b64(self) -> str:
@@ -102,6 +108,13 @@ class PublicKey:
     def _key(self) -> Ed25519PublicKey:
         """The ``cryptography`` key object, built once per key (roots are cached, so per publisher)."""
         return Ed25519PublicKey.from_public_bytes(self.raw)
+
+
+@functools.lru_cache(maxsize=1024)
+def _public_from_b64(text: str) -> PublicKey:
+    """Checked keys by their base64 text: every root version repeats its keys (and the
+    cached ``cryptography`` key object in each). Errors are raised, never cached."""
+    return PublicKey.from_raw(b64decode(text, field="public key"))
 
 
 class SigningKey:

@@ -124,8 +124,13 @@ def log_settings_problem(origin: str, policy: str, max_age: int) -> str | None:
 
 def _public(doc: Any, what: str, step: str | None) -> PublicKey:
     r = Reader(doc, what=what, required=("keyid", "public"), step=step, code="bad-root")
-    key = PublicKey.from_b64(r.doc["public"], step=step)
-    if r.doc["keyid"] != key.keyid:
+    return _key_matching(r, r.doc["public"], r.doc["keyid"], step)
+
+
+def _key_matching(r: Reader, public: object, keyid: object, step: str | None) -> PublicKey:
+    """The key ``public`` encodes, which must have the id ``keyid`` (errors worded by ``r``)."""
+    key = PublicKey.from_b64(public, step=step)
+    if keyid != key.keyid:
         r.fail("keyid does not match its public key")
     return key
 
@@ -194,7 +199,7 @@ class Root:
                 step=step,
                 code="bad-root",
             )
-            key = _public({"keyid": item["keyid"], "public": item["public"]}, "signing key", step)
+            key = _key_matching(k, item["public"], item["keyid"], step)
             purposes = k.strings("purposes", min_items=1, max_items=len(PURPOSES))
             if any(p not in PURPOSES for p in purposes) or purposes != sorted(purposes):
                 k.fail(f"purposes must be a sorted subset of {list(PURPOSES)}")

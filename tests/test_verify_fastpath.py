@@ -11,6 +11,8 @@ must give the same reason as the full list of checks for every name.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import io
 import pickle
 import random
@@ -25,8 +27,9 @@ from hypothesis import strategies as st
 from tamizdat.bundles import manifest, zipstrict
 from tamizdat.bundles.limits import DEFAULT_LIMITS, Limits
 from tamizdat.bundles.manifest import FileEntry
-from tamizdat.errors import FormatError
-from tamizdat.keys.ed25519 import SigningKey
+from tamizdat.errors import FormatError, RejectedError
+from tamizdat.keys import timefmt
+from tamizdat.keys.ed25519 import PublicKey, SigningKey
 from tamizdat.keys.schema import Reader
 
 _WORDS = [b"a", b"free", b"press", b"court", b"said", b"report", b"city", b"law"]
@@ -229,3 +232,39 @@ def test_public_keys_pickle_without_their_cached_key_object() -> None:
     assert copy == key.public
     assert copy.verify(key.sign(message), message)
     assert not copy.verify(key.sign(message), message + b"!")
+
+
+# -- caches of pure parses: each call still gets its own step and wording -----------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [("AAAA", "bad-public-key"), ("not base64!", "bad-base64"), ("A" * 43 + "=", "bad-public-key")],
+)
+def test_cached_key_parsing_still_reports_each_callers_step(text: str, code: str) -> None:
+    for step in ("12", "13", None):
+        with pytest.raises(RejectedError) as info:
+            PublicKey.from_b64(text, step=step)
+        assert (info.value.code, info.value.step) == (code, step)
+
+
+def test_cached_key_parsing_gives_the_uncached_key() -> None:
+    raw = SigningKey.from_seed(bytes(range(32))).public.raw
+    text = base64.b64encode(raw).decode()
+    assert PublicKey.from_b64(text) == PublicKey.from_raw(raw)
+    assert PublicKey.from_b64(text) is PublicKey.from_b64(text)  # one object, one cached key object
+
+
+@pytest.mark.parametrize("text", ["2026-02-30T00:00:00Z", "2026-01-01T24:00:00Z", "2026-1-01T00:00:00Z", 5])
+def test_cached_time_parsing_words_each_error_for_its_field(text: object) -> None:
+    for field, step in (("root created", "12"), ("manifest created", "18")):
+        with pytest.raises(FormatError) as info:
+            timefmt.parse(text, field=field, step=step)
+        assert info.value.step == step
+        assert str(info.value).startswith(field)
+
+
+def test_cached_time_parsing_gives_utc_datetimes() -> None:
+    moment = timefmt.parse("2026-11-26T13:40:05Z")
+    assert moment == dt.datetime(2026, 11, 26, 13, 40, 5, tzinfo=dt.UTC)
+    assert timefmt.parse("2026-11-26T13:40:05Z") is moment
