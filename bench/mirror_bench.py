@@ -8,7 +8,14 @@ Figures (medians of several runs):
 - no-op sync: a mirror that is up to date syncs again, in the daemon (state
   loaded), against rsync's no-op run (goal: one request, <= 0.1x rsync's time);
 - one new bundle among 10,000: requests and bytes of the incremental sync
-  (goal: <= 3 requests, bytes <= 1.2x the bundle plus one shard).
+  (goal: <= 3 requests, bytes <= 1.2x the bundle plus one shard);
+- verification floor (info): the least CPU work any verifying sync must do for
+  the same files on this machine's CPUs, in the same run: one process per CPU,
+  each for its share of the bundles already in memory reads every ZIP entry
+  (inflate and CRC), hashes it (SHA-256), checks the manifest's one Ed25519
+  signature, writes the file to a fresh folder and renames it; no HTTP, no
+  pipe, no index. Its ratio to rsync says whether a goal is reachable at all
+  with a signature check per bundle.
 
 The upstream is nginx when installed (as in production), else the app's own
 static tree. Fixtures are built once and cached under the temp folder.
@@ -18,10 +25,15 @@ Run: ``python -m bench.mirror_bench [--quick]``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import datetime as dt
+import hashlib
+import io
 import json
+import multiprocessing
 import os
+import queue
 import random
 import shutil
 import statistics
@@ -30,6 +42,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,9 +52,12 @@ from typing import Any
 from tamizdat.bundles.build import build_bundle
 from tamizdat.bundles.content import ArticleInput, BundleInput
 from tamizdat.bundles.index import ArticleInfo, BundleEntry, Index, ShardedList, sign_index
+from tamizdat.bundles.manifest import MANIFEST_NAME
 from tamizdat.keys import timefmt
-from tamizdat.keys.dsse import INDEX_TYPE, Envelope
+from tamizdat.keys.dsse import INDEX_TYPE, ROOT_TYPE, Envelope, pae
+from tamizdat.keys.ed25519 import PublicKey
 from tamizdat.keys.keydir import KeyDir
+from tamizdat.keys.root import Root
 from tamizdat.mirror.sync import Mirror
 from tamizdat.netutil import free_port
 from tamizdat.server.datadir import DataDir
@@ -346,6 +362,71 @@ def rsync_copy(url: str, dest: Path) -> float:
     return time.perf_counter() - start
 
 
+# -- verification floor --------------------------------------------------------------------------
+
+
+def _floor_share(bundles: list[tuple[str, bytes]], keys: dict[str, PublicKey], out: str, go: Any, done: Any) -> None:
+    """One process's share of the floor: ZIP read + SHA-256 of every entry, one Ed25519 check, write, rename."""
+    go.wait()
+    start = time.process_time()
+    checked = 0
+    for bundle_id, data in bundles:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for info in zf.infolist():
+                body = zf.read(info)  # inflate + CRC
+                hashlib.sha256(body).digest()
+                if info.filename == MANIFEST_NAME:
+                    env = json.loads(body)
+                    sig = env["signatures"][0]
+                    message = pae(env["payloadType"], base64.b64decode(env["payload"]))
+                    if not keys[sig["keyid"]].verify(base64.b64decode(sig["sig"]), message):
+                        raise RuntimeError(f"floor: bad signature on {bundle_id}")
+                    checked += 1
+        tmp = f"{out}/.{bundle_id}.part"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, data)
+        os.close(fd)
+        os.rename(tmp, f"{out}/{bundle_id}.zip")
+    if checked != len(bundles):
+        raise RuntimeError("floor: a bundle without its manifest")
+    done.put(time.process_time() - start)
+
+
+def verification_floor(tree: Tree, workdir: Path) -> tuple[float, float]:
+    """Seconds for the floor over ``tree``'s bundles on os.cpu_count() processes, and CPU seconds per bundle."""
+    root = Root.from_payload(
+        Envelope.from_bytes((tree.public / "root.json").read_bytes(), expected_type=ROOT_TYPE).payload
+    )
+    keys = root.signing_keys_for("bundle")
+    bundles = [(e.id, (tree.public / "bundles" / f"{e.id}.zip").read_bytes()) for e in tree.entries]
+    procs = max(1, os.cpu_count() or 1)
+    methods = multiprocessing.get_all_start_methods()
+    ctx: Any = multiprocessing.get_context("fork" if "fork" in methods else "spawn")  # fork: the bytes are not copied
+    go, done = ctx.Event(), ctx.Queue()
+    out = workdir / f"floor-{time.monotonic_ns()}"
+    out.mkdir(parents=True)
+    workers = [
+        ctx.Process(target=_floor_share, args=(bundles[n::procs], keys, str(out), go, done)) for n in range(procs)
+    ]
+    for w in workers:
+        w.start()
+    time.sleep(0.2)  # every process started and waiting: their start-up is not part of the floor
+    start = time.perf_counter()
+    go.set()
+    spent: list[float] = []
+    while len(spent) < len(workers):
+        try:
+            spent.append(done.get(timeout=1))
+        except queue.Empty:
+            if any(w.exitcode not in (None, 0) for w in workers):
+                raise RuntimeError("a verification floor process failed") from None
+    seconds = time.perf_counter() - start
+    cpu = sum(spent)
+    for w in workers:
+        w.join(30)
+    return seconds, cpu / len(bundles)
+
+
 # -- measurements --------------------------------------------------------------------------------
 
 
@@ -417,6 +498,27 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
                     ">= 0.5x rsync",
                     fps >= 0.5 * base,
                     upstream=server,
+                )
+            )
+
+            floor: list[float] = []
+            floor_cpu: list[float] = []
+            for _ in range(repeats):
+                seconds, per_bundle = verification_floor(tree, runs)
+                floor.append(seconds)
+                floor_cpu.append(per_bundle)
+            floor_fps = count / statistics.median(floor)
+            rows.append(
+                _row(
+                    f"verification floor {count} (zip read, SHA-256, Ed25519, write; {os.cpu_count()} CPUs)",
+                    floor_fps,
+                    "files/s",
+                    base,
+                    floor_fps / base,
+                    "-",
+                    None,
+                    cpu_ms_per_bundle=round(statistics.median(floor_cpu) * 1000, 3),
+                    sync_vs_floor=f"{fps / floor_fps:.2f}x",
                 )
             )
 
