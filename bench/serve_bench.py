@@ -56,7 +56,7 @@ from tamizdat.server.static import StaticTree
 
 from .common import Context, Result
 
-REPO = Path(__file__).resolve().parents[1]  # children import this module (the app factory) from here
+REPO = Path(__file__).resolve().parents[1]  # on PYTHONPATH: the serving children import FACTORY from here
 KIB = 1024
 SIZES = {"16 KiB": (16 * KIB, 64), "1 MiB": (1024 * KIB, 16)}
 GOALS = {"16 KiB": 0.2, "1 MiB": 0.8}
@@ -193,7 +193,8 @@ def app_server(public: Path, count: int) -> Iterator[Server]:
     """The app in ``count`` processes on one port (the parent and ``count - 1`` children)."""
     port = free_port()
     args = [sys.executable, "-c", _APP, str(public), str(port), str(count)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, cwd=REPO)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, cwd=REPO, env=env)
     try:
         _wait(f"http://127.0.0.1:{port}{first_file(public)}", proc)
         deadline = time.monotonic() + 60

@@ -2,9 +2,10 @@
 
 The first process runs its own app (:func:`serve`) and a :class:`Workers`
 supervisor that starts ``count - 1`` serving processes, each a clean
-interpreter (``python -m tamizdat.server.processes``, never a fork of a
+interpreter (``python -P -m tamizdat.server.processes``, never a fork of a
 running event loop) that builds its app with an *app factory* named
-``module:function`` (called with one JSON argument) and binds the same
+``module:function`` (called with one JSON argument; importable without the
+working directory on ``sys.path``) and binds the same
 host:port with ``reuse_port``; the kernel spreads new connections over them.
 
 - A child exits when its parent dies, even by ``kill -9``: its standard input
@@ -111,7 +112,8 @@ class Workers:
     stopping: bool = field(default=False, init=False)
 
     def command(self, slot: int) -> list[str]:
-        args = [sys.executable, "-m", "tamizdat.server.processes", "--factory", self.factory]
+        # -P: never the working directory on sys.path (a source checkout's tamizdat/ would shadow the install)
+        args = [sys.executable, "-P", "-m", "tamizdat.server.processes", "--factory", self.factory]
         args += ["--argument", json.dumps(self.argument), "--host", self.host, "--port", str(self.port)]
         args += ["--slot", str(slot)]
         return args + (["--access-log"] if self.access_log else [])
