@@ -5,7 +5,7 @@
   the same new content after a sync (the home page lists the new article,
   ``/healthz`` the same index);
 - kill -9 of the serving child: it is restarted, serving goes on meanwhile;
-- SIGTERM to the parent: every process gone in bounded time, the port closed;
+- SIGTERM or SIGINT to the parent: every process gone in bounded time, the port closed;
 - kill -9 of the parent: the children notice (stdin pipe) and leave;
 - ``--workers 0``, ``--workers abc``, ``--workers 65``, ``workers = 0`` in settings.toml: usage error, exit 2.
 """
@@ -182,10 +182,11 @@ def _port_closed(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
-def test_sigterm_to_the_parent_stops_every_process(workers: Workers) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_to_the_parent_stops_every_process(workers: Workers, sig: signal.Signals) -> None:
     parent, child = workers.proc.pid, workers.child
     started = time.monotonic()
-    os.kill(parent, signal.SIGTERM)
+    os.kill(parent, sig)
     wait_until(lambda: not alive(parent) and not alive(child), 20, "every process to stop")
     assert workers.proc.proc.wait(5) == 0
     assert _port_closed(workers.port)
