@@ -20,11 +20,14 @@ serves this tree itself (deploy/).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
+import socket
 import stat
 from asyncio import constants as asyncio_constants
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,13 +184,18 @@ class StaticTree:
         and nothing else writes on the connection meanwhile (one request at a
         time); the bytes the socket does not take go through the transport.
         A reader who goes away ends the answer quietly (aiohttp would log the
-        error with the client's address).
+        error with the client's address). The socket is corked from the
+        headers to the end of ``sendfile`` (nginx's ``tcp_nopush``), so the
+        headers leave with the first body bytes instead of in a packet of their
+        own: 1 MiB answers per second +13% (bench/serve_bench.py, docs/performance.md).
         """
         resp = web.StreamResponse(headers=headers)
         resp.content_length = len(body)
+        sock = request.transport.get_extra_info("socket") if request.transport is not None else None
         try:
-            await resp.prepare(request)
-            sent = self._sendfile_now(request, key)
+            with _corked(sock):
+                await resp.prepare(request)
+                sent = self._sendfile_now(request, key)
             if sent < len(body):
                 await resp.write(memoryview(body)[sent:])
             await resp.write_eof()
@@ -261,6 +269,25 @@ class _OpenFiles:
             _, old = self._fds.popitem(last=False)
             os.close(old)
         return fd
+
+
+@contextlib.contextmanager
+def _corked(sock: socket.socket | None) -> Iterator[None]:
+    """Hold partial frames on ``sock`` (Linux ``TCP_CORK``) while the block writes; always uncorked after."""
+    cork = getattr(socket, "TCP_CORK", None)
+    if sock is None or cork is None:
+        yield
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, cork, 1)
+    except OSError:  # not TCP, or already closed: write uncorked
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, cork, 0)
 
 
 def _plain_socket(request: web.Request) -> bool:

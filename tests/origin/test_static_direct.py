@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,58 @@ async def test_what_sendfile_does_not_take_goes_through_the_transport(
     wrap_sendfile(monkeypatch, behave)
     status, _, body = await get(client)
     assert status == 200 and body == (public / "bundles" / f"{BID}.zip").read_bytes()
+
+
+def server_sockets(client: TestClient[Any, Any]) -> list[socket.socket]:
+    """The server side's open connection sockets."""
+    runner = client.server.runner
+    assert runner is not None and runner.server is not None
+    found = []
+    for handler in runner.server.connections:
+        transport = handler.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            found.append(sock)
+    return found
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_CORK"), reason="TCP_CORK is Linux's")
+@pytest.mark.parametrize(
+    "behave",
+    [
+        pytest.param(lambda real, *a: real(*a), id="whole-body"),
+        pytest.param(lambda real, out, inp, off, count: real(out, inp, off, min(count, 10_000)), id="short-writes"),
+        pytest.param(lambda real, *a: (_ for _ in ()).throw(BlockingIOError()), id="socket-full"),
+        pytest.param(lambda real, *a: (_ for _ in ()).throw(RuntimeError("boom")), id="sendfile-raises"),
+    ],
+)
+async def test_the_socket_is_corked_only_while_headers_and_sendfile_go_out(
+    client: TestClient[Any, Any], public: Path, monkeypatch: pytest.MonkeyPatch, behave: Callable[..., int]
+) -> None:
+    """Headers wait for the body's first bytes (TCP_CORK, nginx's tcp_nopush), and the connection is
+    uncorked afterwards whatever happened: a corked keep-alive socket would hold the next small answer."""
+    seen: list[int] = []
+
+    def during(real: Callable[..., int], out: int, *args: int) -> int:
+        sock = socket.socket(fileno=os.dup(out))
+        try:
+            seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK))
+        finally:
+            sock.close()
+        return behave(real, out, *args)
+
+    wrap_sendfile(monkeypatch, during)
+    want = (public / "bundles" / f"{BID}.zip").read_bytes()
+    for _ in range(2):
+        try:
+            status, _, body = await get(client)
+        except ClientError:
+            continue  # sendfile-raises: the answer is cut; the socket must still be uncorked
+        assert status == 200 and body == want
+        socks = server_sockets(client)
+        assert socks and all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0 for s in socks)
+    assert seen and all(v == 1 for v in seen)
+    assert all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0 for s in server_sockets(client))
 
 
 async def test_a_replaced_file_is_sent_anew(client: TestClient[Any, Any], public: Path) -> None:
