@@ -22,7 +22,6 @@ read from the state files process 0 writes (``mirror.stateview``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tamizdat.aioutil import cancel_and_wait
 from tamizdat.errors import UsageError
 from tamizdat.keys import timefmt
 from tamizdat.server import processes
@@ -136,9 +136,7 @@ def _sync_ctx(interval: float) -> Callable[[web.Application], AsyncIterator[None
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     return ctx
 

@@ -9,9 +9,10 @@ and redirects followed only to the same scheme, host and port.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,18 +126,12 @@ class BoundedClient:
 
     async def _chunks(self, resp: aiohttp.ClientResponse, max_bytes: int) -> AsyncIterator[bytes]:
         total = 0
-        try:
+        with _transfer_errors(resp):
             async for chunk in resp.content.iter_chunked(CHUNK):
                 total += len(chunk)
                 if total > max_bytes:
                     raise RejectedError(f"{_host(str(resp.url))} sent more than {max_bytes} bytes", code="too-large")
                 yield chunk
-        except TimeoutError as exc:
-            raise NetworkError(f"{_host(str(resp.url))} is too slow", code="timeout") from exc
-        except aiohttp.ClientError as exc:
-            raise NetworkError(
-                f"transfer from {_host(str(resp.url))} failed: {exc.__class__.__name__}", code="transfer"
-            ) from exc
 
     async def fetch(self, url: str, *, max_bytes: int | None = None, headers: dict[str, str] | None = None) -> bytes:
         """GET ``url`` into memory, at most ``max_bytes`` (default: the document cap)."""
@@ -151,14 +146,9 @@ class BoundedClient:
 
     async def _whole(self, resp: aiohttp.ClientResponse) -> bytes:
         """A body of announced length in one read (a small bundle: no per-chunk Python)."""
-        try:
-            return await resp.read()
-        except TimeoutError as exc:
-            raise NetworkError(f"{_host(str(resp.url))} is too slow", code="timeout") from exc
-        except aiohttp.ClientError as exc:
-            raise NetworkError(
-                f"transfer from {_host(str(resp.url))} failed: {exc.__class__.__name__}", code="transfer"
-            ) from exc
+        with _transfer_errors(resp):
+            body = await resp.read()
+        return body
 
     async def fetch_range(self, url: str, start: int, *, max_bytes: int) -> tuple[bytes, int, int]:
         """GET ``url`` from byte ``start`` on (``Range: bytes=<start>-``): (body, its first byte, file length).
@@ -201,6 +191,19 @@ class BoundedClient:
                     size += len(chunk)
                     await asyncio.to_thread(fh.write, chunk)
         return size, digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _transfer_errors(resp: aiohttp.ClientResponse) -> Iterator[None]:
+    """A body transfer that times out or breaks is a one-line NetworkError naming only the host."""
+    try:
+        yield
+    except TimeoutError as exc:
+        raise NetworkError(f"{_host(str(resp.url))} is too slow", code="timeout") from exc
+    except aiohttp.ClientError as exc:
+        raise NetworkError(
+            f"transfer from {_host(str(resp.url))} failed: {exc.__class__.__name__}", code="transfer"
+        ) from exc
 
 
 def _host(url: str) -> str:

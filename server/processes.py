@@ -39,6 +39,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tamizdat.aioutil import cancel_and_wait
 from tamizdat.errors import TamizdatError
 
 from .accesslog import PrivateAccessLogger, access_logger
@@ -197,9 +198,7 @@ class Workers:
             try:
                 yield
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
                 await self.stop()
 
         return ctx

@@ -22,7 +22,6 @@ lifetime is left, when the key directory changed, and at start.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tamizdat.aioutil import cancel_and_wait
 from tamizdat.bundles.index import (
     SHARD_CAPACITY,
     ArticleInfo,
@@ -160,11 +160,8 @@ class Publisher:
         self._task = asyncio.create_task(self._loop(), name="tamizdat-rounds")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         async with self._lock:  # let a running round finish
             pass
 

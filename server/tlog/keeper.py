@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tamizdat.aioutil import cancel_and_wait
 from tamizdat.bundles.tlog import Checkpoint, SignedCheckpoint, merge_cosignatures, open_checkpoint
 from tamizdat.bundles.tlog.policy import Policy
 from tamizdat.bundles.tlog.proofs import tree_root
@@ -108,11 +109,8 @@ class LogKeeper(LogWriter):
         self._task = asyncio.create_task(self._loop(), name="tamizdat-tlog-gather")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._client is not None:
             await self._client.__aexit__(None, None, None)
             self._client = None
