@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestServer
 
 from tamizdat.keys.keydir import KeyDir
 from tamizdat.server import tokens
@@ -14,6 +15,7 @@ from tamizdat.server.app import make_app
 from tamizdat.server.appkeys import ORIGIN
 
 from .support import ROUND, Api
+from .tlog_support import FakeWitness
 
 
 @pytest.fixture
@@ -61,3 +63,26 @@ def make_api(aiohttp_client: Any, data_dir: Path, keys_dir: Path) -> AppFactory:
 @pytest.fixture
 async def api(make_api: AppFactory) -> Api:
     return await make_api()
+
+
+LoggedOrigin = Callable[[], Awaitable[Api]]
+
+
+@pytest.fixture
+def start(make_api: AppFactory) -> LoggedOrigin:
+    """Start an origin app on the test's data directory (rounds only on flush, log gathering every
+    50 ms), with a fresh token each time (the app may be started again on the same store)."""
+    count = iter(range(1_000_000))
+
+    async def go() -> Api:
+        return await make_api(round_seconds=3600.0, tlog_gather_interval=0.05, token_name=f"t{next(count)}")
+
+    return go
+
+
+@pytest.fixture
+async def witness(aiohttp_server: Any) -> tuple[FakeWitness, str]:
+    """A fake witness on loopback and its base URL."""
+    fake = FakeWitness()
+    server: TestServer = await aiohttp_server(fake.app, host="127.0.0.1")
+    return fake, str(server.make_url("/"))

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from tamizdat.bundles.tlog import (
     Checkpoint,
@@ -40,39 +39,13 @@ from tamizdat.bundles.tlog.trust import LogTrust
 from tamizdat.keys.ed25519 import SigningKey
 from tamizdat.keys.keydir import KeyDir
 from tamizdat.keys.root import Root
-from tamizdat.server import tokens
-from tamizdat.server.app import make_app
-from tamizdat.server.appkeys import ORIGIN
 from tamizdat.server.tlog.stale import MARK_NAME, ProofJudge, TrustMark
 from tamizdat.server.tlog.tree import TileFiles
 
 from .support import Api, article, wait_for
-from .tlog_support import FakeWitness, db_leaves, keeper, set_policy
+from .tlog_support import FakeWitness, db_leaves, keeper, log_health, set_policy
 
 Start = Callable[[], Awaitable[Api]]
-
-
-@pytest.fixture
-async def witness(aiohttp_server: Any) -> tuple[FakeWitness, str]:
-    fake = FakeWitness()
-    server: TestServer = await aiohttp_server(fake.app, host="127.0.0.1")
-    return fake, str(server.make_url("/"))
-
-
-@pytest.fixture
-def start(aiohttp_client: Any, data_dir: Path, keys_dir: Path) -> Start:
-    """An origin app on the test's data directory: rounds only on flush, gathering every 50 ms."""
-
-    async def go() -> Api:
-        app = make_app(data_dir, keys_dir, round_seconds=3600.0, tlog_gather_interval=0.05)
-        client = await aiohttp_client(app)
-        return Api(client, await tokens.create(app[ORIGIN].store, f"t{id(app)}"))
-
-    return go
-
-
-async def _log(api: Api) -> dict[str, Any]:
-    return dict((await (await api.client.get("/healthz")).json())["log"])
 
 
 async def _publish(api: Api, aid: str) -> str:
@@ -119,7 +92,7 @@ class World:
 
     async def signed_all(self) -> None:
         async def done() -> bool:
-            log = await _log(self.api)
+            log = await log_health(self.api)
             return bool(log["state"] == "ok" and log["signed_size"] == log["size"])
 
         await wait_for(done)
@@ -129,7 +102,7 @@ class World:
         self.fake.note = self.fake.cosign(self.checkpoint)
 
         async def merged() -> bool:
-            return bool((await _log(self.api))["quorum_met"]) and all(p.exists() for p in paths)
+            return bool((await log_health(self.api))["quorum_met"]) and all(p.exists() for p in paths)
 
         await wait_for(merged)
 
@@ -168,7 +141,7 @@ async def test_planned_rotation_signs_with_the_new_key_and_keeps_old_proofs(worl
     assert world.proof(b1).read_bytes() == old_proof  # never rewritten
     assert _log_key_ids(ProofFile.parse(old_proof).checkpoint) == {_note_key_id(origin, root, old_key)}
     assert world.check(b1) < world.check(b2)
-    assert (await _log(world.api))["proofs_stale"] == 0
+    assert (await log_health(world.api))["proofs_stale"] == 0
     # only keys were added: the proofs were not even read again
     assert TrustMark.from_bytes((data_dir / "state" / MARK_NAME).read_bytes()) == TrustMark.of(_trust(root))
 
@@ -199,7 +172,7 @@ async def test_revocation_resigns_at_once_and_rewrites_stale_proofs_at_the_next_
 
     # Until the witness cosigns it, the old proofs are stale: counted, kept as they are, refused by readers.
     async def counted() -> bool:
-        log = await _log(world.api)
+        log = await log_health(world.api)
         return bool(log["proofs_stale"] == len(ids) + 1 and not log["quorum_met"])  # + tlog/index.tlog-proof
 
     await wait_for(counted)
@@ -213,7 +186,7 @@ async def test_revocation_resigns_at_once_and_rewrites_stale_proofs_at_the_next_
     await world.cosign_current()
 
     async def rewritten() -> bool:
-        return bool((await _log(world.api))["proofs_stale"] == 0)
+        return bool((await log_health(world.api))["proofs_stale"] == 0)
 
     await wait_for(rewritten)
     for b in ids:
@@ -252,7 +225,7 @@ async def test_revocation_without_a_round_resigns_the_same_tree_and_salvages_cos
     root = _newest(world.keys_dir)
 
     async def resigned() -> bool:
-        return world.proof(bid).read_bytes() != stale_proof and (await _log(world.api))["proofs_stale"] == 0
+        return world.proof(bid).read_bytes() != stale_proof and (await log_health(world.api))["proofs_stale"] == 0
 
     await wait_for(resigned)
     after = world.checkpoint
@@ -279,12 +252,12 @@ async def test_restart_after_revocation_is_not_blocked_by_views_signed_with_the_
     world.offline.revoke(old_key, "the log key leaked")
     world.api = await start()
     await world.signed_all()  # not "waiting-for-witnesses": the witness answered, with nothing to respect
-    log = await _log(world.api)
+    log = await log_health(world.api)
     assert log["unreachable"] == [] and log["proofs_stale"] >= 1
     await world.cosign_current()
 
     async def rewritten() -> bool:
-        return bool((await _log(world.api))["proofs_stale"] == 0)
+        return bool((await log_health(world.api))["proofs_stale"] == 0)
 
     await wait_for(rewritten)
     world.check(bid)
@@ -299,13 +272,13 @@ async def test_no_log_key_left_after_revocation_then_a_new_one(world: World) -> 
     await world.api.flush()
 
     async def no_key() -> bool:
-        log = await _log(world.api)
+        log = await log_health(world.api)
         return log["state"] == "bad-policy" and "no log key" in log["message"]
 
     await wait_for(no_key)
     for _ in range(3):  # gathering passes go on without an error
         await keeper(world.api).gather_once()
-    assert (await _log(world.api))["state"] == "bad-policy"
+    assert (await log_health(world.api))["state"] == "bad-policy"
     assert world.checkpoint == before  # nothing else could sign it; readers refuse it by themselves
     _, new = world.offline.rotate_signing(purposes=("log",))
     await world.api.flush()

@@ -11,46 +11,17 @@ import shutil
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from tamizdat.bundles.tlog import Checkpoint, LeafKind, ProofFile, bundle_leaf
 from tamizdat.bundles.tlog.witness import origin_hash
 from tamizdat.keys.keydir import KeyDir
-from tamizdat.server import tokens
-from tamizdat.server.app import make_app
-from tamizdat.server.appkeys import ORIGIN
 
 from .support import Api, article, wait_for
-from .tlog_support import FakeWitness, checkpoint_of, db_leaves, keeper, set_policy, sign_with_log_key
+from .tlog_support import FakeWitness, checkpoint_of, db_leaves, keeper, log_health, set_policy, sign_with_log_key
 
 Start = Callable[[], Awaitable[Api]]
-
-
-@pytest.fixture
-async def witness(aiohttp_server: Any) -> tuple[FakeWitness, str]:
-    fake = FakeWitness()
-    server: TestServer = await aiohttp_server(fake.app, host="127.0.0.1")
-    return fake, str(server.make_url("/"))
-
-
-@pytest.fixture
-def start(aiohttp_client: Any, data_dir: Path, keys_dir: Path) -> Start:
-    """Start an origin app on the test's data directory (rounds only on flush, gathering every 50 ms)."""
-
-    async def go() -> Api:
-        app = make_app(data_dir, keys_dir, round_seconds=3600.0, tlog_gather_interval=0.05)
-        client = await aiohttp_client(app)
-        return Api(client, await tokens.create(app[ORIGIN].store, f"t{id(app)}"))
-
-    return go
-
-
-async def _log(api: Api) -> dict[str, Any]:
-    body = await (await api.client.get("/healthz")).json()
-    return dict(body["log"])
 
 
 async def _publish(api: Api, aid: str) -> str:
@@ -62,7 +33,7 @@ async def _publish(api: Api, aid: str) -> str:
 
 async def _signed(api: Api, size: int | None = None) -> None:
     async def done() -> bool:
-        log = await _log(api)
+        log = await log_health(api)
         return log["state"] == "ok" and log["signed_size"] == (log["size"] if size is None else size)
 
     await wait_for(done)
@@ -78,7 +49,7 @@ async def test_gathering_merges_cosignatures_and_writes_proofs(
     await _signed(api)  # the witness answered 404 (seen nothing): a quorum's worth answered
     public = data_dir / "public"
     assert not (public / "bundles" / f"{bid}.tlog-proof").exists()  # no cosignature yet
-    log = await _log(api)
+    log = await log_health(api)
     assert log["quorum_met"] is False and log["witnesses"] == {}
     # the witness cosigns the current checkpoint; the origin merges it and writes the proofs
     current = (public / "tlog" / "checkpoint").read_bytes()
@@ -97,13 +68,13 @@ async def test_gathering_merges_cosignatures_and_writes_proofs(
     assert rows[proof.index][1:3] == (LeafKind.BUNDLE, bid)
     index_proof = ProofFile.parse((public / "tlog" / "index.tlog-proof").read_bytes())
     assert index_proof.index == merged.checkpoint.size - 1
-    log = await _log(api)
+    log = await log_health(api)
     assert log["quorum_met"] is True
     assert log["witnesses"][fake.name]["size"] == merged.checkpoint.size
     # a new round: a new checkpoint with the log signature only, until the witness cosigns it
     await _publish(api, "g2")
     await _signed(api)
-    assert (await _log(api))["quorum_met"] is False
+    assert (await log_health(api))["quorum_met"] is False
 
 
 async def test_restore_from_backup_refuses_to_sign(
@@ -137,11 +108,11 @@ async def test_restore_from_backup_refuses_to_sign(
     api = await start()
 
     async def refused() -> bool:
-        return (await _log(api))["state"] == "restored-from-backup"
+        return (await log_health(api))["state"] == "restored-from-backup"
 
     await wait_for(refused)
     await _publish(api, "b3")  # rounds go on: the index is published, the leaves are kept
-    log = await _log(api)
+    log = await log_health(api)
     assert log["state"] == "restored-from-backup" and log["size"] > log["signed_size"]
     assert log["signed_size"] == checkpoint_of(data_dir, trust, quorum=False).checkpoint.size
     assert (data_dir / "public" / "tlog" / "checkpoint").read_bytes() == before
@@ -166,7 +137,7 @@ async def test_a_forked_view_refuses_to_sign(
     api = await start()
 
     async def refused() -> bool:
-        return (await _log(api))["state"] == "restored-from-backup"
+        return (await log_health(api))["state"] == "restored-from-backup"
 
     await wait_for(refused)
     assert checkpoint_of(data_dir, trust, quorum=False).checkpoint == ours
@@ -183,7 +154,7 @@ async def test_an_unanswering_witness_blocks_signing_until_it_answers(
     await _publish(api, "u1")
 
     async def waiting() -> bool:
-        log = await _log(api)
+        log = await log_health(api)
         return log["state"] == "waiting-for-witnesses" and fake.name in log["unreachable"]
 
     await wait_for(waiting)
@@ -219,7 +190,7 @@ async def test_a_witness_showing_a_larger_checkpoint_stops_signing_even_with_quo
     fake.note = fake.cosign(sign_with_log_key(keys_dir, Checkpoint(ours.origin, ours.size + 5, bytes(32))))
 
     async def refused() -> bool:
-        return (await _log(api))["state"] == "restored-from-backup"
+        return (await log_health(api))["state"] == "restored-from-backup"
 
     await wait_for(refused)
     await _publish(api, "l2")
@@ -241,7 +212,7 @@ async def test_a_cosignature_dated_in_the_future_neither_counts_nor_shadows(
     seen = len(fake.paths)
     await wait_for(_after(fake, seen + 2))  # two more passes saw it
     assert (public / "tlog" / "checkpoint").read_bytes() == current  # not merged
-    assert not (public / "bundles" / f"{bid}.tlog-proof").exists() and (await _log(api))["quorum_met"] is False
+    assert not (public / "bundles" / f"{bid}.tlog-proof").exists() and (await log_health(api))["quorum_met"] is False
     fake.note = fake.cosign(current)  # a proper one now counts
 
     async def proven() -> bool:
@@ -276,27 +247,27 @@ async def test_a_smaller_view_of_another_tree_raises_the_fork_alarm_and_keeps_ev
     fake.note = fake.cosign((data_dir / "public" / "tlog" / "checkpoint").read_bytes())
     await _publish(api, "s2")
     await _signed(api)
-    assert (await _log(api))["state"] == "ok"
+    assert (await log_health(api))["state"] == "ok"
     # Now the witness shows a tree of the first size with another root, signed with our log key.
     fake.note = fake.cosign(sign_with_log_key(keys_dir, Checkpoint(first.origin, first.size, bytes(32))))
 
     async def alarmed() -> bool:
-        return (await _log(api))["state"] == "fork-seen"
+        return (await log_health(api))["state"] == "fork-seen"
 
     await wait_for(alarmed)
     evidence = list((data_dir / "state" / "tlog-evidence").iterdir())
     assert len(evidence) == 1 and evidence[0].name.startswith(f"fork-{first.size}-")
     assert Checkpoint.parse(evidence[0].read_text().split("\n\n")[0] + "\n").root == bytes(32)
     # Signing goes on (the origin's own tree is consistent); the alarm stays.
-    size_before = (await _log(api))["size"]
+    size_before = (await log_health(api))["size"]
     await _publish(api, "s3")
 
     async def signed_on() -> bool:
-        log = await _log(api)
+        log = await log_health(api)
         return bool(log["size"] > size_before and log["signed_size"] == log["size"])
 
     await wait_for(signed_on)
-    assert (await _log(api))["state"] == "fork-seen"
+    assert (await log_health(api))["state"] == "fork-seen"
 
 
 def test_a_witness_failing_right_after_a_start_is_logged_only_once_it_keeps_failing(

@@ -7,6 +7,7 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -30,6 +31,11 @@ from tamizdat.server.appkeys import ORIGIN
 from tamizdat.server.tlog.keeper import LogKeeper
 
 from .support import Api
+
+
+async def log_health(api: Api) -> dict[str, Any]:
+    """The ``log`` object of the origin's /healthz."""
+    return dict((await (await api.client.get("/healthz")).json())["log"])
 
 
 def keeper(api: Api) -> LogKeeper:
